@@ -1,0 +1,51 @@
+"""pynn: Lua Torch7's tensors and nn in Python, with optnet's memory optimizer.
+
+The torch-like face: Tensor and Storage, typed constructors, random fills, type names.
+"""
+from .storage import Storage, LongStorage
+from .tensor import (Tensor, setdefaulttensortype, getdefaulttensortype, manualSeed,
+                     rand, randn, zeros, ones, is_tensor, from_numpy, typed)
+from . import backend
+
+fromNumpy = from_numpy
+isTensor = is_tensor
+
+DoubleTensor = typed('Double')
+FloatTensor = typed('Float')
+LongTensor = typed('Long')
+IntTensor = typed('Int')
+ByteTensor = typed('Byte')
+CharTensor = typed('Char')
+ShortTensor = typed('Short')
+CudaTensor = typed('Float', 'cuda')
+CudaDoubleTensor = typed('Double', 'cuda')
+CudaLongTensor = typed('Long', 'cuda')
+MetaFloatTensor = typed('Float', 'meta')
+MetaDoubleTensor = typed('Double', 'meta')
+
+
+def typename(obj):
+    """torch.typename: 'nn.SpatialConvolution', 'torch.FloatTensor', 'torch.DoubleStorage'."""
+    if hasattr(obj, '__typename__'):
+        return obj.__typename__
+    if isinstance(obj, (Tensor, Storage)):
+        return obj.type()
+    return None
+
+
+def pointer(obj):
+    """torch.pointer: an identity for storages and tensors (equal iff the same object)."""
+    return id(obj)
+
+
+def _lazy(name):
+    import importlib
+    return importlib.import_module('.' + name, __name__)
+
+
+def __getattr__(name):
+    if name in ('nn', 'optnet', 'cudnn'):
+        return _lazy(name)
+    if name in ('load', 'save', 'T7FormatError'):
+        return getattr(_lazy('serialization'), name)
+    raise AttributeError("module 'pynn' has no attribute %r" % name)
