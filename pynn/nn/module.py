@@ -215,6 +215,9 @@ class Module:
 
     def getParameters(self):
         """Flatten all weights and all grads into one storage each (Torch's Module.flatten)."""
+        if self.__dict__.get('_pynn_getParameters_disabled'):
+            raise RuntimeError('getParameters was disabled by optnet (option removeGradParams=true); '
+                               'call optnet.removeOptimization(net) to enable it again')
         p = self.parameters() or ([], [])
         params, grads = p
         fp, fg = flatten(params), flatten(grads)
@@ -319,6 +322,10 @@ class Module:
 
     def _fail(self, expected, got):
         raise ValueError('%s: expected %s, got %s' % (self._name(), expected, describe(got)))
+
+
+for _name in TRACED:  # the base implementations are traced too (Module.backward calls updateGradInput)
+    setattr(Module, _name, _wrap(_name, Module.__dict__[_name]))
 
 
 def clear(module, *fields):

@@ -1,0 +1,120 @@
+"""pynn.optnet: memory optimization of nn networks (the original optnet, in Python).
+
+    optimizeMemory(net, input, opts)   share storages between tensors that are never alive together
+    removeOptimization(net)            undo it all
+    countUsedMemory(net)               bytes per category
+    graphgen(net, input, opts)         a graphviz.Digraph of the data flow, coloured by storage
+"""
+import warnings
+
+from ..tensor import Tensor
+from ..nn.module import Module
+from . import apply as _apply
+from .apply import Snapshot
+from .memory import countUsedMemory
+from .plan import assign_optnet
+from .trace import optnet_analysis, recursive_clone, tensors_of
+
+MODES = ('inference', 'training')
+DEFAULTS = {'inplace': True, 'mode': 'inference', 'reuseBuffers': True, 'removeGradParams': True,
+            'planner': 'optnet'}
+_FLAG = '__memoryOptimized'
+
+
+def _options(opts, kw):
+    o = dict(DEFAULTS)
+    o.update(opts or {})
+    o.update(kw)
+    unknown = set(o) - set(DEFAULTS)
+    if unknown:
+        raise ValueError('optimizeMemory: unknown option(s) %s; known: %s'
+                         % (', '.join(sorted(unknown)), ', '.join(sorted(DEFAULTS))))
+    if o['mode'] not in MODES:
+        raise ValueError("optimizeMemory: mode must be 'inference' or 'training', got %r" % (o['mode'],))
+    return o
+
+
+def _check_input(net, input):
+    ts = list(tensors_of(input))
+    if not ts:
+        raise TypeError('optimizeMemory: input must be a Tensor or a (nested) list of Tensors, got %s'
+                        % type(input).__name__)
+    p = net.parameters()
+    if p and p[0]:
+        want = p[0][0].type()
+        for t in ts:
+            if t.type() != want:
+                raise TypeError('optimizeMemory: input is a %s but the network\'s parameters are %s; '
+                                'convert one of them (e.g. net.type(%r))' % (t.type(), want, t.type()))
+
+
+def optimizeMemory(net, input, opts=None, **kw):
+    """Run net once on `input`, then let tensors whose lifetimes do not overlap share storages.
+
+    Options (dict or keywords), with the original's defaults: inplace=True, mode='inference'
+    ('inference' or 'training'), reuseBuffers=True, removeGradParams=True (inference only).
+    On any error the network is left exactly as it was.
+    """
+    if not isinstance(net, Module):
+        raise TypeError('optimizeMemory: expected an nn.Module, got %s' % type(net).__name__)
+    o = _options(opts, kw)
+    if net.__dict__.get(_FLAG):
+        warnings.warn('Skipping memory optimization: network is already optimized for %s mode.'
+                      % net.__dict__[_FLAG])
+        return net
+    _check_input(net, input)
+    mode = o['mode']
+    snap = Snapshot(net)
+    try:
+        out = net.forward(input)
+        if mode == 'training':
+            net.backward(input, recursive_clone(out))
+        _apply.set_inplace(net, o['inplace'])
+        _apply.reuse_state_buffers(net, o['reuseBuffers'], mode)
+        _apply.remove_grad_params(net, o['removeGradParams'], mode)
+        if o['planner'] == 'optnet':
+            rows = optnet_analysis(net, input, mode)
+            _apply.apply_groups(assign_optnet(rows))
+        else:
+            from . import arena
+            arena.optimize(net, input, mode, o)
+        if mode == 'inference':
+            for m in net.listModules():
+                m._pynn_backward_disabled = True
+        net.__dict__[_FLAG] = mode
+    except BaseException:
+        snap.restore()
+        raise
+    return net
+
+
+def removeOptimization(net):
+    """Undo optimizeMemory: fresh storages for outputs, gradInputs and shared buffers,
+    gradient parameters rebuilt with their original sharing, backward enabled again."""
+    if not net.__dict__.get(_FLAG):
+        warnings.warn('Skipping memory optimization removal, as the network was not optimized.')
+        return net
+    for m in net.listModules():
+        _apply.clear_view(m.__dict__.get('output'))
+        _apply.clear_view(m.__dict__.get('gradInput'))
+        for field in _apply.REUSABLE_BUFFERS.get(m.__typename__, ((), ()))[0]:
+            t = m.__dict__.get(field)
+            if isinstance(t, Tensor):
+                t.set()
+        m.__dict__.pop('_pynn_backward_disabled', None)
+        m.__dict__.pop('_pynn_arena', None)
+    _apply.add_grad_params(net)
+    del net.__dict__[_FLAG]
+    return net
+
+
+def graphgen(net, input, opts=None):
+    from .graphgen import graphgen as _g
+    return _g(net, input, opts)
+
+
+def __getattr__(name):
+    if name == 'models':  # lazy: building models needs every layer family loaded
+        from . import models
+        return models
+    raise AttributeError(name)

@@ -1,0 +1,135 @@
+"""Applying a plan to a network, and undoing it.
+
+Everything here changes tensors only through `Tensor.set`, so what a plan did can be
+undone (removeOptimization) and a failed optimization can be rolled back (Snapshot).
+"""
+from ..storage import Storage
+from ..tensor import Tensor
+from ..nn.module import Module
+from .trace import K_ALWAYS_LIVE
+
+# type -> (buffers shared in inference, buffers shared in training), as the original
+REUSABLE_BUFFERS = {
+    'nn.SpatialConvolution': (('finput', 'fgradInput'), ('fgradInput',)),
+    'nn.SpatialConvolutionMM': (('finput', 'fgradInput'), ('fgradInput',)),
+    'nn.Normalize': (('norm', 'buffer', 'normp', '_indices'), ()),
+    'nn.SpatialCrossMapLRN': (('scale',), ()),
+    'nn.SpatialMaxPooling': (('indices',), ()),
+}
+
+
+def apply_groups(groups):
+    """Point every member of a group at one fresh storage (the original's applyAssignments)."""
+    for g in groups:
+        storage = None
+        for row in g:
+            if row.used == K_ALWAYS_LIVE and row.defined == -K_ALWAYS_LIVE:
+                break  # the network's input (or the gradient fed to it): never moved
+            if storage is None:
+                storage = row.tensor.new(1).storage()
+            row.tensor.set(storage)
+
+
+def set_inplace(net, on):
+    """Switch modules that have an `inplace` flag to in-place (Threshold excepted, as the original)."""
+    if on:
+        for m in net.listModules():
+            if m.__dict__.get('inplace') is not None and m.__typename__ != 'nn.Threshold':
+                m.inplace = True
+
+
+def reuse_state_buffers(net, on, mode):
+    """Modules of one type share their internal buffers (finput, indices, ...)."""
+    if not on:
+        return
+    table = dict(REUSABLE_BUFFERS)
+    if net.findModules('nn.SpatialMaxUnpooling'):  # unpooling reads the pooling indices later
+        table['nn.SpatialMaxPooling'] = ((), ())
+    idx = 1 if mode == 'training' else 0
+    shared = {}
+    for m in net.listModules():
+        for field in table.get(m.__typename__, ((), ()))[idx]:
+            t = m.__dict__.get(field)
+            if isinstance(t, Tensor):
+                key = (m.__typename__, field)
+                if shared.get(key) is None:
+                    shared[key] = t.storage()
+                if shared[key] is not None:
+                    t.set(shared[key])
+
+
+def remove_grad_params(net, on, mode):
+    """Inference only: free gradWeight/gradBias, remembering how they shared storages."""
+    if not on or mode == 'training':
+        return
+    info = {}
+    for m in net.listModules():
+        for k in ('gradWeight', 'gradBias'):
+            t = m.__dict__.get(k)
+            if isinstance(t, Tensor) and t.storage() is not None:
+                info[id(t)] = (t, t.storage(), t.storageOffset(), t.storage().size(), t.stride())
+                t.set()
+        m._pynn_getParameters_disabled = True
+    net._pynn_grad_params_info = info
+
+
+def add_grad_params(net):
+    """Rebuild the gradWeight/gradBias storages removed by remove_grad_params, sharing as before."""
+    info = net.__dict__.pop('_pynn_grad_params_info', None)
+    made = {}
+    for m in net.listModules():
+        m.__dict__.pop('_pynn_getParameters_disabled', None)
+        if info is None:
+            continue
+        for w, g in (('weight', 'gradWeight'), ('bias', 'gradBias')):
+            t = m.__dict__.get(g)
+            if isinstance(t, Tensor) and id(t) in info:
+                _, old, offset, size, stride = info[id(t)]
+                if id(old) not in made:
+                    made[id(old)] = Storage(size, t.dtype, t.device)
+                t.set(made[id(old)], offset, m.__dict__[w].size(), stride)
+
+
+class Snapshot:
+    """Every module's fields and every tensor's view, to roll a failed optimization back."""
+
+    def __init__(self, net):
+        self.modules = [(m, dict(m.__dict__)) for m in net.listModules()]
+        self.views = {}
+        for m, fields in self.modules:
+            for v in fields.values():
+                self._record(v)
+
+    def _record(self, v):
+        if isinstance(v, Tensor):
+            self.views[id(v)] = (v, v._storage, v._offset, v._size, v._stride)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                self._record(x)
+        elif isinstance(v, dict):
+            for x in v.values():
+                self._record(x)
+
+    def restore(self):
+        for m, fields in self.modules:
+            m.__dict__.clear()
+            m.__dict__.update(fields)
+        for t, st, off, size, stride in self.views.values():
+            t._storage, t._offset, t._size, t._stride = st, off, size, stride
+
+
+def clear_view(x):
+    for t in _tensors(x):
+        t.set()
+
+
+def _tensors(x):
+    if isinstance(x, Tensor):
+        yield x
+    elif isinstance(x, list):
+        for v in x:
+            yield from _tensors(v)
+
+
+def is_module(x):
+    return isinstance(x, Module)

@@ -1,0 +1,149 @@
+"""Torch7 tensor/storage semantics: shared storages, in-place resize, views, set, errors."""
+import numpy as np
+import pytest
+
+import pynn
+from pynn import Storage, Tensor
+
+
+def test_two_tensors_on_one_storage_see_each_others_writes():
+    a = pynn.DoubleTensor(2, 3).zero()
+    b = pynn.DoubleTensor().set(a.storage(), 1, (6,))
+    b.numpy()[4] = 7.5
+    assert a.numpy()[1, 1] == 7.5
+    a.fill(2)
+    assert b.numpy().tolist() == [2] * 6
+    assert a.storage() is b.storage()
+
+
+def test_resize_grows_the_shared_storage_in_place_for_all():
+    a = pynn.FloatTensor(4).fill(1)
+    b = pynn.FloatTensor().set(a)
+    st = a.storage()
+    a.resize(3, 5)
+    assert a.storage() is st and b.storage() is st
+    assert st.size() == 15
+    assert b.numpy().tolist() == [1, 1, 1, 1]  # b keeps its view; the data was kept
+    b.numpy()[0] = 9
+    assert a.numpy()[0, 0] == 9
+
+
+def test_resize_does_not_shrink_storage_and_keeps_strides_when_unchanged():
+    a = pynn.Tensor(10)
+    a.resize(2)
+    assert a.storage().size() == 10
+    t = pynn.Tensor(3, 4).transpose(1, 2)
+    stride = t.stride()
+    t.resize(4, 3)
+    assert t.stride() == stride
+
+
+def test_views_share_memory():
+    a = pynn.Tensor(4, 6)
+    a.numpy()[...] = np.arange(24).reshape(4, 6)
+    n = a.narrow(2, 2, 3)
+    assert n.size() == (4, 3) and n.storageOffset() == 2
+    assert n.numpy().tolist() == np.arange(24).reshape(4, 6)[:, 1:4].tolist()
+    s = a.select(1, 3)
+    assert s.numpy().tolist() == list(range(12, 18))
+    tr = a.transpose(1, 2)
+    assert not tr.isContiguous()
+    assert tr.numpy()[5, 3] == a.numpy()[3, 5]
+    v = a.view(2, -1)
+    v.numpy()[1, 11] = -1
+    assert a.numpy()[3, 5] == -1
+    c = tr.contiguous()
+    assert c.isContiguous() and c.storage() is not a.storage()
+    assert np.array_equal(c.numpy(), a.numpy().T)
+
+
+def test_set_forms():
+    st = Storage(10)
+    t = Tensor().set(st, 3, (2, 2), (4, 1))
+    assert t.size() == (2, 2) and t.stride() == (4, 1) and t.storageOffset() == 3
+    t.set()
+    assert t.storage() is None and t.dim() == 0 and t.nElement() == 0
+    u = Tensor().set(st)
+    assert u.size() == (10,)
+
+
+def test_bad_input_errors_leave_tensor_unchanged():
+    st = Storage(6)
+    t = Tensor().set(st, 1, (2, 3))
+    with pytest.raises(ValueError, match='does not fit'):
+        t.set(st, 2, (2, 3))
+    assert t.size() == (2, 3) and t.storageOffset() == 1
+    with pytest.raises(ValueError, match='>= 0'):
+        t.resize(-1, 2)
+    assert t.size() == (2, 3)
+    with pytest.raises(ValueError, match='inconsistent'):
+        t.view(4, 2)
+    with pytest.raises(TypeError):
+        pynn.FloatTensor().set(st)  # a DoubleStorage under a FloatTensor
+    with pytest.raises(ValueError, match='sizes do not match'):
+        t.copy(pynn.Tensor(5))
+    with pytest.raises(ValueError, match='contiguous'):
+        pynn.Tensor(3, 4).t().view(12)
+
+
+def test_types_and_copy():
+    d = pynn.DoubleTensor([[1.5, 2.5], [3, 4]])
+    f = d.float()
+    assert f.type() == 'torch.FloatTensor' and f.numpy().dtype == np.float32
+    l = d.long()
+    assert l.tolist() == [[1, 2], [3, 4]]
+    assert d.type('torch.DoubleTensor') is d
+    assert pynn.typename(f) == 'torch.FloatTensor'
+    b = pynn.ByteTensor(3).fill(255)
+    assert b.numpy().dtype == np.uint8
+    x = pynn.FloatTensor(2, 2).copy(d)
+    assert x.numpy().tolist() == [[1.5, 2.5], [3, 4]]
+
+
+def test_numpy_is_a_view_and_fromNumpy_shares():
+    t = pynn.Tensor(3, 2)
+    a = t.numpy()
+    a[...] = 5
+    assert t.sum() == 30
+    arr = np.arange(6, dtype=np.float32).reshape(2, 3)
+    u = pynn.fromNumpy(arr)
+    arr[0, 0] = 42
+    assert u.numpy()[0, 0] == 42 and u.type() == 'torch.FloatTensor'
+    nc = pynn.fromNumpy(arr.T)  # not contiguous: copied
+    assert nc.size() == (3, 2) and nc.numpy()[1, 0] == 1 and nc.numpy()[0, 1] == 3
+
+
+def test_default_type_and_random():
+    pynn.setdefaulttensortype('torch.FloatTensor')
+    try:
+        assert pynn.Tensor(2).type() == 'torch.FloatTensor'
+        assert pynn.rand(3, 3).type() == 'torch.FloatTensor'
+    finally:
+        pynn.setdefaulttensortype('torch.DoubleTensor')
+    pynn.manualSeed(3)
+    a = pynn.rand(100)
+    pynn.manualSeed(3)
+    b = pynn.rand(100)
+    assert a.equal(b) and 0 <= a.min() and a.max() < 1
+    assert abs(pynn.randn(20000).numpy().std() - 1) < 0.05
+
+
+def test_one_based_indexing_and_arith():
+    t = pynn.Tensor([[1, 2], [3, 4]])
+    assert t[2][1] == 3 and t.size(2) == 2 and t.size(-1) == 2
+    with pytest.raises(IndexError):
+        t.size(3)
+    t.add(1).mul(2)
+    assert t.tolist() == [[4, 6], [8, 10]]
+    t.add(0.5, pynn.Tensor([[2, 2], [2, 2]]))
+    assert t.tolist() == [[5, 7], [9, 11]]
+
+
+def test_meta_tensors_have_sizes_but_no_data():
+    m = pynn.MetaFloatTensor(128, 3, 224, 224)
+    assert m.nElement() == 128 * 3 * 224 * 224
+    assert m.storage().data is None and m.storage().size() == m.nElement()
+    with pytest.raises(RuntimeError, match='no data'):
+        m.numpy()
+    m.resize(256, 3, 224, 224)
+    assert m.storage().size() == 256 * 3 * 224 * 224
