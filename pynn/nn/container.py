@@ -90,6 +90,17 @@ class Container(Module):
             m.clearState()
         return self
 
+    def __bool__(self):  # __len__ must not make an empty container falsy
+        return True
+
+    def _check_table_grad(self, i, input, g):
+        """Lua's checks on a branch's gradInput for a table input."""
+        if not isinstance(g, list):
+            raise ValueError('%s: branch %d gradInput is not a table (got %s)'
+                             % (self.__typename__, i + 1, describe(g)))
+        if len(g) != len(input):
+            raise ValueError('%s: table size mismatch: %d ~= %d' % (self.__typename__, len(input), len(g)))
+
     def _branches_str(self):
         s = self.__typename__ + ' {\n  input'
         n = len(self.modules)
@@ -260,6 +271,7 @@ class Concat(Container):
             offset = 1
             for i, m in enumerate(self.modules):
                 g = self._call(i, method, input, self._window(gradOutput, m.output, offset), *args)
+                self._check_table_grad(i, input, g)
                 if i == 0:
                     self.gradInput = self.gradInput if was_table else []
                     _retable(self.gradInput, g, _first)
@@ -360,6 +372,7 @@ class ConcatTable(Container):
             was_table = isinstance(self.gradInput, list)
             for i in range(len(self.modules)):
                 g = self._call(i, method, input, gradOutput[i], *args)
+                self._check_table_grad(i, input, g)
                 if i == 0:
                     self.gradInput = self.gradInput if was_table else []
                     _retable(self.gradInput, g, _first)
@@ -409,12 +422,21 @@ class ParallelTable(Container):
             _set(self.output, i, self._call(i, 'updateOutput', input[i]))
         return self.output
 
+    def _check_grad(self, gradOutput):
+        if not isinstance(gradOutput, list) or len(gradOutput) < len(self.modules):
+            raise ValueError('%s: expected gradOutput as a table of %d, got %s'
+                             % (self.__typename__, len(self.modules), describe(gradOutput)))
+
     def updateGradInput(self, input, gradOutput):
+        self._check(input)
+        self._check_grad(gradOutput)
         for i in range(len(self.modules)):
             _set(self.gradInput, i, self._call(i, 'updateGradInput', input[i], gradOutput[i]))
         return self.gradInput
 
     def accGradParameters(self, input, gradOutput, scale=1):
+        self._check(input)
+        self._check_grad(gradOutput)
         for i in range(len(self.modules)):
             self._call(i, 'accGradParameters', input[i], gradOutput[i], scale)
 

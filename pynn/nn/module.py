@@ -46,8 +46,14 @@ class BackwardDisabledError(RuntimeError):
 
 
 def _wrap(name, fn):
+    forward = name == 'updateOutput'
+
     @functools.wraps(fn)
     def wrapper(self, *args):
+        if forward:  # optnet's arena planner: replan before a forward on new input sizes
+            pre = self.__dict__.get('_pynn_arena')
+            if pre is not None:
+                pre.pre_forward(self, args[0])
         if name == 'updateGradInput' and self.__dict__.get('_pynn_backward_disabled'):
             raise BackwardDisabledError(
                 "%s: backward pass disabled: the network was optimized for inference by "
@@ -102,7 +108,7 @@ def is_tensor(x):
 
 def recursive_type(param, name, cache):
     """Convert tensors in param (tensor, list, dict, module) to type `name`, keeping sharing."""
-    if isinstance(param, Module):
+    if isinstance(param, (Module, Criterion)):  # Lua's recursiveType converts criteria too
         return param.type(name, cache)
     if isinstance(param, list):
         for i, v in enumerate(param):

@@ -12,10 +12,12 @@ from ..nn.module import Module
 from . import apply as _apply
 from .apply import Snapshot
 from .memory import countUsedMemory
+from .graphgen import graphgen  # noqa: E402  (the function shadows the submodule name)
 from .plan import assign_optnet
-from .trace import optnet_analysis, recursive_clone, tensors_of
+from .trace import optnet_analysis, recursive_clone, tensors_of, forward_schedule
 
 MODES = ('inference', 'training')
+PLANNERS = ('optnet', 'optimal')  # the original's greedy sharing; arena offsets at the liveness bound
 DEFAULTS = {'inplace': True, 'mode': 'inference', 'reuseBuffers': True, 'removeGradParams': True,
             'planner': 'optnet'}
 _FLAG = '__memoryOptimized'
@@ -31,6 +33,9 @@ def _options(opts, kw):
                          % (', '.join(sorted(unknown)), ', '.join(sorted(DEFAULTS))))
     if o['mode'] not in MODES:
         raise ValueError("optimizeMemory: mode must be 'inference' or 'training', got %r" % (o['mode'],))
+    if o['planner'] not in PLANNERS:
+        raise ValueError('optimizeMemory: unknown planner %r; known: %s'
+                         % (o['planner'], ', '.join(repr(p) for p in PLANNERS)))
     return o
 
 
@@ -66,10 +71,11 @@ def optimizeMemory(net, input, opts=None, **kw):
     mode = o['mode']
     snap = Snapshot(net)
     try:
-        out = net.forward(input)
+        out, steps = forward_schedule(net, input)
         if mode == 'training':
             net.backward(input, recursive_clone(out))
-        _apply.set_inplace(net, o['inplace'])
+        _apply.set_inplace(net, o['inplace'], steps, mode, list(tensors_of(input)))
+        del steps, out
         _apply.reuse_state_buffers(net, o['reuseBuffers'], mode)
         _apply.remove_grad_params(net, o['removeGradParams'], mode)
         if o['planner'] == 'optnet':
@@ -108,13 +114,21 @@ def removeOptimization(net):
     return net
 
 
-def graphgen(net, input, opts=None):
-    from .graphgen import graphgen as _g
-    return _g(net, input, opts)
+def lowerBound(net, input, opts=None, **kw):
+    """Bytes: the liveness lower bound of net's outputs, gradInputs (training) and pooled
+    buffers for the schedule of `mode` (see report.lowerBound)."""
+    from .report import lowerBound as _lb
+    return _lb(net, input, opts, **kw)
+
+
+def planReport(net, input=None, opts=None, **kw):
+    """Per-storage intervals, sizes and offsets of the 'optimal' planner (see report.planReport)."""
+    from .report import planReport as _pr
+    return _pr(net, input, opts, **kw)
 
 
 def __getattr__(name):
     if name == 'models':  # lazy: building models needs every layer family loaded
-        from . import models
-        return models
+        import importlib
+        return importlib.import_module(__name__ + '.models')
     raise AttributeError(name)

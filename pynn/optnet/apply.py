@@ -30,12 +30,69 @@ def apply_groups(groups):
             row.tensor.set(storage)
 
 
-def set_inplace(net, on):
-    """Switch modules that have an `inplace` flag to in-place (Threshold excepted, as the original)."""
-    if on:
-        for m in net.listModules():
-            if m.__dict__.get('inplace') is not None and m.__typename__ != 'nn.Threshold':
-                m.inplace = True
+def set_inplace(net, on, steps=None, mode='inference', net_input=()):
+    """Switch modules that have an `inplace` flag to in-place (Threshold excepted, as the original).
+
+    With the forward schedule `steps`, a module is switched only where that is safe: nobody
+    reads its input's value after it (in forward, or in training in a backward that needs that
+    value), and the input is not the network's own input. The original switched every such
+    module, which silently corrupts gradients where, e.g., CAddTable(inplace) overwrites a
+    ReLU output that the ReLU's backward still reads.
+    """
+    if not on:
+        return
+    candidates = [m for m in net.listModules()
+                  if m.__dict__.get('inplace') is not None and m.__typename__ != 'nn.Threshold']
+    if steps is None:
+        for m in candidates:
+            m.inplace = True
+        return
+    parent = {}
+
+    def find(st):
+        k = id(st)
+        while parent.get(k, k) != k:
+            k = parent[k]
+        return k
+
+    protected = {find(t.storage()) for t in net_input if t.storage() is not None}
+    calls = {}
+    for k, s in enumerate(steps):
+        calls.setdefault(id(s.module), []).append(k)
+    for k, s in enumerate(steps):
+        m = s.module
+        if m.__dict__.get('inplace') is not False or m not in candidates or len(calls[id(m)]) != 1:
+            continue
+        if not s.reads or s.reads[0].storage() is None or not s.writes:
+            continue
+        target = find(s.reads[0].storage())
+        if target in protected or _read_after(steps, k, target, find) or \
+                (mode == 'training' and _needed_in_backward(steps, m, target, find)):
+            continue
+        m.inplace = True
+        for t in s.writes:
+            if t.storage() is not None:
+                parent[find(t.storage())] = target
+
+
+def _same(tensors, target, find):
+    return any(t.storage() is not None and find(t.storage()) == target for t in tensors)
+
+
+def _read_after(steps, k, target, find):
+    return any(_same(s.reads, target, find) for s in steps[k + 1:])
+
+
+def _needed_in_backward(steps, m, target, find):
+    from .needs import backward_reads, INPUT, OUTPUT
+    for s in steps:
+        if s.module is m:
+            continue
+        need = backward_reads(s.module)
+        if (INPUT in need and _same(s.reads, target, find)) or \
+                (OUTPUT in need and _same(s.writes or (), target, find)):
+            return True
+    return False
 
 
 def reuse_state_buffers(net, on, mode):

@@ -125,3 +125,41 @@ def optnet_analysis(net, input, mode):
     if grad is not None:
         always_live(grad, 'grad')
     return track.rows
+
+
+class Step:
+    """One forward computation: a leaf module's updateOutput (reading its input), or a
+    Concat-like container copying its branches' outputs (reading them)."""
+    __slots__ = ('module', 'reads', 'writes')
+
+    def __init__(self, module, reads, writes):
+        self.module, self.reads, self.writes = module, reads, writes
+
+
+def forward_schedule(net, input):
+    """Run net.forward once and return (output, [Step, ...]) in execution order."""
+    steps = []
+
+    def on_enter(c, m, name, args):
+        if name == 'updateOutput' and m.__dict__.get('modules') is None:
+            steps.append(Step(m, list(tensors_of(args[0])), None))
+
+    def on_exit(c, m, name, args):
+        if name != 'updateOutput':
+            return
+        mods = m.__dict__.get('modules')
+        if mods is None:
+            for s in reversed(steps):
+                if s.module is m and s.writes is None:
+                    s.writes = list(tensors_of(m.output))
+                    break
+        elif m.__typename__ in CONCAT_LIKE:
+            reads = []
+            for b in mods:
+                sub = b.__dict__.get('modules')
+                reads.extend(tensors_of((sub[-1] if sub else b).output))
+            steps.append(Step(m, reads, list(tensors_of(m.output))))
+
+    with tracing(Recorder(on_enter, on_exit)):
+        out = net.forward(input)
+    return out, steps

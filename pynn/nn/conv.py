@@ -1,0 +1,279 @@
+"""Convolutions: SpatialConvolution and SpatialConvolutionMM (THNN's unfold + GEMM algorithm).
+
+Fields as in Lua nn (2017): nInputPlane, nOutputPlane, kW, kH, dW, dH, padW, padH, weight,
+bias, gradWeight, gradBias, and the lazily created buffers finput (the unfolded input,
+B x nIn*kH*kW x oH*oW, written by updateOutput and read by accGradParameters) and
+fgradInput (same shape, resized in updateGradInput).
+"""
+import math
+
+from ..tensor import Tensor
+from .module import Module, clear
+from . import functional as F
+
+
+class _SpatialConvolutionMMBase(Module):
+    """Shared code of SpatialConvolution (4-D weight) and SpatialConvolutionMM (2-D weight)."""
+
+    def __init__(self, nInputPlane, nOutputPlane, kW, kH, dW=1, dH=1, padW=0, padH=None):
+        super().__init__()
+        self.nInputPlane = nInputPlane
+        self.nOutputPlane = nOutputPlane
+        self.kW = kW
+        self.kH = kH
+        self.dW = 1 if dW is None else dW
+        self.dH = 1 if dH is None else dH
+        self.padW = 0 if padW is None else padW
+        self.padH = self.padW if padH is None else padH
+        shape = self._weight_shape()
+        self.weight = Tensor(*shape)
+        self.bias = Tensor(nOutputPlane)
+        self.gradWeight = Tensor(*shape)
+        self.gradBias = Tensor(nOutputPlane)
+        self.reset()
+
+    def _weight_shape(self):
+        raise NotImplementedError
+
+    def noBias(self):
+        self.__dict__.pop('bias', None)
+        self.__dict__.pop('gradBias', None)
+        return self
+
+    def reset(self, stdv=None):
+        if stdv is not None:
+            stdv = stdv * math.sqrt(3)
+        else:
+            stdv = 1 / math.sqrt(self.kW * self.kH * self.nInputPlane)
+        self.weight.uniform(-stdv, stdv)
+        if self.__dict__.get('bias') is not None:
+            self.__dict__['bias'].uniform(-stdv, stdv)
+
+    # --- compatibility and buffers -------------------------------------------
+    def _back_compat(self, proto):
+        """Lua's backward compatibility steps; proto makes the lazily created buffers."""
+        d = self.__dict__
+        if d.get('finput') is None:
+            self.finput = proto.new()
+        if d.get('fgradInput') is None:
+            self.fgradInput = proto.new()
+        if d.get('padding') is not None:
+            self.padW = self.padH = d.pop('padding')
+        else:
+            if d.get('padW') is None:
+                self.padW = 0
+            if d.get('padH') is None:
+                self.padH = 0
+
+    def _params(self):
+        pad = self.__dict__.get('padding')
+        if pad is not None:
+            return self.kW, self.kH, self.dW, self.dH, pad, pad
+        return (self.kW, self.kH, self.dW, self.dH,
+                self.__dict__.get('padW') or 0, self.__dict__.get('padH') or 0)
+
+    def _weight_nin_nout(self, w):
+        if w.dim() not in (2, 4):
+            raise ValueError('%s: 2D or 4D weight tensor expected, but got %s'
+                             % (self._name(), 'x'.join(map(str, w.size())) or 'empty'))
+        if w.dim() == 4:
+            return w.size(2) * w.size(3) * w.size(4) // (self.kH * self.kW), w.size(1)
+        return w.size(2) // (self.kH * self.kW), w.size(1)
+
+    def _check(self, input, gradOutput=None, weight=None, bias=None):
+        """THNN's shapeCheck, raising ValueError before anything is modified."""
+        kW, kH, dW, dH, padW, padH = self._params()
+        if not (kW > 0 and kH > 0):
+            raise ValueError('%s: kernel size should be greater than zero, but got kH: %d kW: %d'
+                             % (self._name(), kH, kW))
+        if not (dW > 0 and dH > 0):
+            raise ValueError('%s: stride should be greater than zero, but got dH: %d dW: %d'
+                             % (self._name(), dH, dW))
+        if not isinstance(input, Tensor):
+            self._fail('a 3D or 4D input tensor (nInputPlane x H x W, or B x nInputPlane x H x W)', input)
+        weight = self.weight if weight is None else weight
+        nIn, nOut = self._weight_nin_nout(weight)
+        if input.dim() not in (3, 4):
+            self._fail('a 3D or 4D input tensor (%d x H x W, or B x %d x H x W)' % (nIn, nIn), input)
+        if input.type() != weight.type():
+            self._fail('an input of type %s (the type of the weight)' % weight.type(), input)
+        if bias is not None and (bias.dim() != 1 or bias.size(1) != nOut):
+            raise ValueError('%s: bias of size %d expected' % (self._name(), nOut))
+        b = input.dim() == 4
+        iH, iW = input.size(2 + b), input.size(3 + b)
+        oH, oW = F.conv_output_size(iH, iW, kH, kW, dH, dW, padH, padW)
+        if oW < 1 or oH < 1:
+            self._fail('an input big enough for a %dx%d kernel with padding %d,%d: calculated '
+                       'output size %dx%dx%d is too small' % (kW, kH, padW, padH, nOut, oH, oW), input)
+        if input.size(1 + b) != nIn:
+            self._fail('%d input planes (dimension %d)' % (nIn, 1 + b), input)
+        if gradOutput is not None:
+            want = ((input.size(1),) if b else ()) + (nOut, oH, oW)
+            if not isinstance(gradOutput, Tensor) or gradOutput.size() != want:
+                self._fail('gradOutput of size %s' % 'x'.join(map(str, want)), gradOutput)
+            if gradOutput.type() != input.type():
+                self._fail('gradOutput of type %s' % input.type(), gradOutput)
+        return b, nIn, nOut, iH, iW, oH, oW
+
+    @staticmethod
+    def _as4d(t, batch):
+        a = t.numpy()
+        return a if batch else a[None]
+
+    @staticmethod
+    def _w2d(w, nOut):
+        return w.numpy().reshape(nOut, -1)
+
+    # --- protocol ---------------------------------------------------------------
+    def _update_output(self, input, proto):
+        bias = self.__dict__.get('bias')
+        batch, nIn, nOut, iH, iW, oH, oW = self._check(input, bias=bias)
+        self._back_compat(proto)
+        kW, kH, dW, dH, padW, padH = self._params()
+        K, L = nIn * kH * kW, oH * oW
+        if batch:
+            B = input.size(1)
+            self.finput.resize(B, K, L)
+            self.output.resize(B, nOut, oH, oW)
+        else:
+            B = 1
+            self.finput.resize(K, L)
+            self.output.resize(nOut, oH, oW)
+        if self.output.is_meta():
+            return self.output
+        F.conv2d_mm_forward(self._as4d(input, batch), self._w2d(self.weight, nOut),
+                            None if bias is None else bias.numpy(),
+                            self.finput.numpy().reshape(B, K, L),
+                            self.output.numpy().reshape(B, nOut, L),
+                            kH, kW, dH, dW, padH, padW)
+        return self.output
+
+    def _update_grad_input(self, input, gradOutput):
+        batch, nIn, nOut, iH, iW, oH, oW = self._check(input, gradOutput)
+        kW, kH, dW, dH, padW, padH = self._params()
+        self.gradInput.resizeAs(input)
+        self.fgradInput.resizeAs(self.finput)
+        if self.gradInput.is_meta():
+            return self.gradInput
+        B = input.size(1) if batch else 1
+        K, L = nIn * kH * kW, oH * oW
+        F.conv2d_mm_backward_input(gradOutput.numpy().reshape(B, nOut, L),
+                                   self._w2d(self.weight, nOut),
+                                   self.fgradInput.numpy().reshape(B, K, L),
+                                   self._as4d(self.gradInput, batch),
+                                   kH, kW, dH, dW, padH, padW)
+        return self.gradInput
+
+    def _acc_grad_parameters(self, input, gradOutput, scale):
+        gradBias = self.__dict__.get('gradBias')
+        batch, nIn, nOut, iH, iW, oH, oW = self._check(input, gradOutput, self.gradWeight, gradBias)
+        if not self.gradWeight.isContiguous():
+            raise ValueError('%s: gradWeight needs to be contiguous' % self._name())
+        if gradBias is not None and not gradBias.isContiguous():
+            raise ValueError('%s: gradBias needs to be contiguous' % self._name())
+        kW, kH, dW, dH, padW, padH = self._params()
+        B = input.size(1) if batch else 1
+        K, L = nIn * kH * kW, oH * oW
+        finput = self.__dict__.get('finput')
+        if finput is None or finput.nElement() != B * K * L:
+            raise ValueError('%s: accGradParameters needs the finput of a forward on this input '
+                             '(finput of %d elements, expected %d)'
+                             % (self._name(), 0 if finput is None else finput.nElement(), B * K * L))
+        if self.gradWeight.is_meta():
+            return
+        # a temporary of a few gradWeight rows, kept small next to the module's buffers
+        budget = max(K, (B * K * L + self.gradWeight.nElement()) // 16)
+        F.conv2d_mm_backward_weight(gradOutput.numpy().reshape(B, nOut, L),
+                                    finput.numpy().reshape(B, K, L),
+                                    self.gradWeight.numpy().reshape(nOut, K),
+                                    None if gradBias is None else gradBias.numpy(),
+                                    scale, budget)
+
+    def type(self, name=None, tensorCache=None):
+        # Lua: finput/fgradInput (when present) become fresh empty tensors, then convert
+        d = self.__dict__
+        if d.get('finput') is not None:
+            self.finput = Tensor()
+        if d.get('fgradInput') is not None:
+            self.fgradInput = Tensor()
+        return super().type(name, tensorCache)
+
+    def clearState(self):
+        clear(self, 'finput', 'fgradInput', '_input', '_gradOutput')
+        return super().clearState()
+
+    def __tostring__(self):
+        d = self.__dict__
+        padW, padH = d.get('padW'), d.get('padH')
+        s = '%s(%d -> %d, %dx%d' % (self.__typename__, self.nInputPlane, self.nOutputPlane,
+                                    self.kW, self.kH)
+        if self.dW != 1 or self.dH != 1 or padW != 0 or padH != 0:
+            s += ', %d,%d' % (self.dW, self.dH)
+        if (padW or padH) and (padW != 0 or padH != 0):
+            s += ', %s,%s' % (padW, padH)
+        return s + (')' if d.get('bias') is not None else ') without bias')
+
+
+class SpatialConvolution(_SpatialConvolutionMMBase):
+    """nn.SpatialConvolution: weight nOutputPlane x nInputPlane x kH x kW; THNN's MM kernels.
+    finput/fgradInput are created (from weight.new()) on the first call of any pass."""
+
+    def _weight_shape(self):
+        return (self.nOutputPlane, self.nInputPlane, self.kH, self.kW)
+
+    def _back_compat(self, proto=None):
+        super()._back_compat(self.weight)
+        shape = self._weight_shape()
+        if self.weight.dim() == 2:
+            self.weight = self.weight.view(*shape)
+        gw = self.__dict__.get('gradWeight')
+        if gw is not None and gw.dim() == 2:
+            self.gradWeight = gw.view(*shape)
+
+    def updateOutput(self, input):
+        return self._update_output(input, self.weight)
+
+    def updateGradInput(self, input, gradOutput):
+        if self.__dict__.get('gradInput') is None:
+            return None
+        self._check(input, gradOutput)
+        self._back_compat()
+        return self._update_grad_input(input, gradOutput)
+
+    def accGradParameters(self, input, gradOutput, scale=1):
+        self._check(input, gradOutput, self.gradWeight, self.__dict__.get('gradBias'))
+        self._back_compat()
+        self._acc_grad_parameters(input, gradOutput, scale)
+
+
+class SpatialConvolutionMM(_SpatialConvolutionMMBase):
+    """nn.SpatialConvolutionMM: weight nOutputPlane x (nInputPlane*kH*kW); finput/fgradInput
+    are created (from input.new()) in updateOutput."""
+
+    def _weight_shape(self):
+        return (self.nOutputPlane, self.nInputPlane * self.kH * self.kW)
+
+    def _back_compat(self, proto):
+        d = self.__dict__
+        if d.get('finput') is None:
+            self.finput = proto.new()
+        if d.get('fgradInput') is None:
+            self.fgradInput = proto.new()
+        if d.get('padding') is not None:
+            self.padW = self.padH = d.pop('padding')
+
+    def updateOutput(self, input):
+        return self._update_output(input, input)
+
+    def updateGradInput(self, input, gradOutput):
+        if self.__dict__.get('gradInput') is None:
+            return None
+        if self.__dict__.get('finput') is None or self.__dict__.get('fgradInput') is None:
+            raise ValueError('%s: updateGradInput called before updateOutput' % self._name())
+        return self._update_grad_input(input, gradOutput)
+
+    def accGradParameters(self, input, gradOutput, scale=1):
+        d = self.__dict__
+        if (d.get('bias') is None) != (d.get('gradBias') is None):
+            raise ValueError('%s: bias and gradBias must both be set or both be absent' % self._name())
+        self._acc_grad_parameters(input, gradOutput, scale)

@@ -1,0 +1,454 @@
+"""Array-level kernels for the spatial layers (THNN's algorithms on NumPy/CuPy arrays).
+
+Everything here works on plain ndarrays (NumPy or CuPy), writes into arrays the caller
+owns (`out=`), and allocates at most small or chunk-sized temporaries, so the modules
+in conv.py / pooling.py (and a later cudnn flavour) can share them.
+
+Layouts follow THNN: images are (B, C, H, W); the unfolded input `cols` of
+SpatialConvolutionMM is (B, C*kH*kW, oH*oW), row index c*kH*kW + ky*kW + kx.
+Max-pooling indices are 1-based flat positions y*W + x + 1 inside each plane
+(TH_INDEX_BASE = 1); 0 marks a window that saw no element.
+"""
+import functools
+
+import numpy as np
+
+from ..backend import array_module
+
+# Chunked kernels keep their temporaries at about 1/_CHUNK_DIV of the arrays they touch,
+# but never split below _CHUNK_MIN elements (tiny chunks cost Python overhead).
+_CHUNK_DIV = 32
+_CHUNK_MIN = 1 << 12
+
+
+# NumPy's ufuncs on strided (non-contiguous) operands set up iteration buffers of
+# np.getbufsize() elements per operand (8192 by default, ~200 KB per call) even when no
+# cast is needed. Our kernels never cast, so they run with small buffers: same speed, and
+# no allocation that does not scale with the data.
+_BUFSIZE = 256
+
+
+def _small_buffers(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kw):
+        old = np.setbufsize(_BUFSIZE)
+        try:
+            return fn(*args, **kw)
+        finally:
+            np.setbufsize(old)
+    return wrapper
+
+
+# --------------------------------------------------------------------------- sizes
+def conv_output_size(iH, iW, kH, kW, dH, dW, padH, padW):
+    """SpatialConvolutionMM's output size (C integer division, as THNN)."""
+    return _cdiv(iH + 2 * padH - kH, dH) + 1, _cdiv(iW + 2 * padW - kW, dW) + 1
+
+
+def pool_output_size(iH, iW, kH, kW, dH, dW, padH, padW, ceil_mode):
+    """THNN's Spatial{Max,Average}Pooling output size.
+
+    floor/ceil of (i - k + 2*pad)/d, plus 1; then, only when some padding is set (padW or
+    padH, for both dims), drop a last window that would start in the bottom/right padding.
+    (PyTorch applies that last rule in ceil mode whatever the padding; with padW = padH = 0,
+    ceil mode and k < d the two can differ: THNN keeps a window that lies outside the image.)
+    """
+    rnd = _ceil_div if ceil_mode else _floor_div
+    oH = rnd(iH - kH + 2 * padH, dH) + 1
+    oW = rnd(iW - kW + 2 * padW, dW) + 1
+    if padW or padH:
+        if (oH - 1) * dH >= iH + padH:
+            oH -= 1
+        if (oW - 1) * dW >= iW + padW:
+            oW -= 1
+    return oH, oW
+
+
+def _cdiv(a, b):  # C's truncating integer division
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def _floor_div(a, b):
+    return a // b
+
+
+def _ceil_div(a, b):
+    return -((-a) // b)
+
+
+def window_range(o, k_off, d, pad, size):
+    """Output positions [lo, hi) whose input position o*d - pad + k_off lies in [0, size),
+    and the input position of lo. Empty when hi <= lo."""
+    lo = max(0, _ceil_div(pad - k_off, d))
+    hi = min(o, _floor_div(size - 1 + pad - k_off, d) + 1)
+    return lo, hi, lo * d - pad + k_off
+
+
+def _in_slice(start, n, d):
+    return slice(start, start + (n - 1) * d + 1, d)
+
+
+def _offsets(kH, kW, dH, dW, padH, padW, iH, iW, oH, oW):
+    """For each kernel offset (ky, kx) in THNN's order: the output region it touches and the
+    matching strided input region; offsets that touch nothing are skipped."""
+    rows = [window_range(oH, ky, dH, padH, iH) for ky in range(kH)]
+    cols = [window_range(oW, kx, dW, padW, iW) for kx in range(kW)]
+    for ky, (ylo, yhi, iy) in enumerate(rows):
+        if yhi <= ylo:
+            continue
+        for kx, (xlo, xhi, ix) in enumerate(cols):
+            if xhi <= xlo:
+                continue
+            yield (ky, kx, slice(ylo, yhi), slice(xlo, xhi),
+                   _in_slice(iy, yhi - ylo, dH), _in_slice(ix, xhi - xlo, dW), iy, ix)
+
+
+def _index_grid(xp, iy, ny, ix, nx, dH, dW, iW):
+    """1-based flat indices (ny, nx) of the input positions iy + a*dH, ix + b*dW."""
+    r = (xp.arange(ny, dtype=np.int64) * dH + iy) * iW
+    c = xp.arange(nx, dtype=np.int64) * dW + (ix + 1)
+    return r[:, None] + c[None, :]
+
+
+def _chunks(B, C, plane, total=None):
+    """Split (B, C) planes into blocks (b0, b1, c0, c1) of bounded size: whole batch items
+    when a sample is small, else channel ranges of one sample."""
+    total = B * C * plane if total is None else total
+    limit = max(_CHUNK_MIN, total // _CHUNK_DIV)
+    per = max(1, limit // max(plane, 1))
+    if per >= C:
+        nb = max(1, per // C)
+        for b0 in range(0, B, nb):
+            yield b0, min(B, b0 + nb), 0, C
+    else:
+        for b in range(B):
+            for c0 in range(0, C, per):
+                yield b, b + 1, c0, min(C, c0 + per)
+
+
+def _masked_add(xp, dst, src, mask):
+    if xp is np:
+        np.add(dst, src, out=dst, where=mask)
+    else:  # CuPy ufuncs take no where=
+        dst += xp.where(mask, src, 0)
+
+
+# --------------------------------------------------------------------------- im2col
+def _flat_planes(a):
+    """A (B, C, H*W) view of a (B, C, H, W) array whose planes are contiguous, else None."""
+    it = a.itemsize
+    if a.strides[3] != it or a.strides[2] != a.shape[3] * it:
+        return None
+    return a.reshape(a.shape[0], a.shape[1], a.shape[2] * a.shape[3])
+
+
+def _same_width(x, cols, kH, kW, dH, dW):
+    """Stride 1 and oW == iW: then a kernel offset is one constant shift of the flat plane."""
+    return dH == 1 and dW == 1 and x.shape[3] == cols.shape[-1] and cols.flags.c_contiguous
+
+
+@_small_buffers
+def im2col(x, cols, kH, kW, dH, dW, padH, padW):
+    """THNN's unfolded_copy for a whole batch: x (B, C, iH, iW) -> cols (B, C, kH, kW, oH, oW).
+
+    One strided slice copy per kernel offset (plus zero fills of the padding strips); no
+    temporaries. For stride 1 with oW == iW ("same" width) each offset is a single long
+    copy of the flat plane, then the wrapped border columns are zeroed."""
+    xp = array_module(cols)
+    B, C, iH, iW = x.shape
+    oH, oW = cols.shape[-2:]
+    x3 = _flat_planes(x) if _same_width(x, cols, kH, kW, dH, dW) else None
+    c5 = None if x3 is None else cols.reshape(B, C, kH, kW, oH * oW)
+    for ky in range(kH):
+        ylo, yhi, iy = window_range(oH, ky, dH, padH, iH)
+        for kx in range(kW):
+            xlo, xhi, ix = window_range(oW, kx, dW, padW, iW)
+            dst = cols[:, :, ky, kx]
+            if yhi <= ylo or xhi <= xlo:
+                dst.fill(0)
+                continue
+            if x3 is not None:
+                s = (ky - padH) * iW + (kx - padW)
+                j0, j1 = max(ylo * oW, -s), min(yhi * oW, iH * iW - s)
+                d = c5[:, :, ky, kx]
+                if ylo > 0:
+                    d[:, :, :ylo * oW].fill(0)
+                if yhi < oH:
+                    d[:, :, yhi * oW:].fill(0)
+                xp.copyto(d[:, :, j0:j1], x3[:, :, j0 + s:j1 + s])
+            else:
+                if ylo > 0:
+                    dst[:, :, :ylo].fill(0)
+                if yhi < oH:
+                    dst[:, :, yhi:].fill(0)
+                xp.copyto(dst[:, :, ylo:yhi, xlo:xhi],
+                          x[:, :, _in_slice(iy, yhi - ylo, dH), _in_slice(ix, xhi - xlo, dW)])
+            if xlo > 0:
+                dst[:, :, ylo:yhi, :xlo].fill(0)
+            if xhi < oW:
+                dst[:, :, ylo:yhi, xhi:].fill(0)
+
+
+@_small_buffers
+def col2im_add(cols, x, kH, kW, dH, dW, padH, padW):
+    """THNN's unfolded_acc for a whole batch: x (B, C, iH, iW) += fold(cols); x must be
+    zeroed by the caller. One strided in-place add per kernel offset.
+
+    For stride 1 with oW == iW each offset is one long add over the flat plane; the
+    entries of cols that THNN skips (border columns outside the image) are zeroed first,
+    so cols is used as scratch."""
+    xp = array_module(cols)
+    B, C, iH, iW = x.shape
+    oH, oW = cols.shape[-2:]
+    x3 = _flat_planes(x) if _same_width(x, cols, kH, kW, dH, dW) else None
+    if x3 is None:
+        for ky, kx, ys, xs, iys, ixs, _, _ in _offsets(kH, kW, dH, dW, padH, padW, iH, iW, oH, oW):
+            dst = x[:, :, iys, ixs]
+            xp.add(dst, cols[:, :, ky, kx, ys, xs], out=dst)
+        return
+    c5 = cols.reshape(B, C, kH, kW, oH * oW)
+    for ky, kx, ys, xs, _, _, _, _ in _offsets(kH, kW, dH, dW, padH, padW, iH, iW, oH, oW):
+        src = cols[:, :, ky, kx]
+        if xs.start > 0:
+            src[:, :, ys, :xs.start].fill(0)
+        if xs.stop < oW:
+            src[:, :, ys, xs.stop:].fill(0)
+        s = (ky - padH) * iW + (kx - padW)
+        j0, j1 = max(ys.start * oW, -s), min(ys.stop * oW, iH * iW - s)
+        dst = x3[:, :, j0 + s:j1 + s]
+        xp.add(dst, c5[:, :, ky, kx, j0:j1], out=dst)
+
+
+# --------------------------------------------------------------------------- convolution (MM)
+@_small_buffers
+def conv2d_mm_forward(x, w2, bias, cols, out, kH, kW, dH, dW, padH, padW):
+    """x (B, C, iH, iW); w2 (nOut, C*kH*kW); bias (nOut,) or None;
+    cols (B, C*kH*kW, oH*oW) buffer (finput); out (B, nOut, oH*oW)."""
+    xp = array_module(out)
+    B = x.shape[0]
+    C = x.shape[1]
+    oH, oW = conv_output_size(x.shape[2], x.shape[3], kH, kW, dH, dW, padH, padW)
+    im2col(x, cols.reshape(B, C, kH, kW, oH, oW), kH, kW, dH, dW, padH, padW)
+    xp.matmul(w2, cols, out=out)
+    if bias is not None:
+        out += bias[:, None]
+
+
+@_small_buffers
+def conv2d_mm_backward_input(go, w2, fcols, gx, kH, kW, dH, dW, padH, padW):
+    """go (B, nOut, oH*oW); fcols (B, C*kH*kW, oH*oW) buffer (fgradInput); gx (B, C, iH, iW)."""
+    xp = array_module(gx)
+    B, C = gx.shape[:2]
+    oH, oW = conv_output_size(gx.shape[2], gx.shape[3], kH, kW, dH, dW, padH, padW)
+    xp.matmul(w2.T, go, out=fcols)
+    gx.fill(0)
+    col2im_add(fcols.reshape(B, C, kH, kW, oH, oW), gx, kH, kW, dH, dW, padH, padW)
+
+
+@_small_buffers
+def conv2d_mm_backward_weight(go, cols, gw2, gbias, scale, budget=None):
+    """gw2 (nOut, K) += scale * sum_b go[b] @ cols[b]^T; gbias += scale * sum(go) over b, pixels.
+
+    The only temporary is a block of rows of gw2's size, at most `budget` elements."""
+    xp = array_module(gw2)
+    B, nOut, L = go.shape
+    K = cols.shape[1]
+    if budget is None:
+        budget = nOut * K
+    rows = max(1, min(nOut, budget // max(K, 1)))
+    tmp = xp.empty((rows, K), dtype=gw2.dtype)
+    for r0 in range(0, nOut, rows):
+        r1 = min(nOut, r0 + rows)
+        t = tmp[:r1 - r0]
+        dst = gw2[r0:r1]
+        for b in range(B):
+            xp.matmul(go[b, r0:r1], cols[b].T, out=t)
+            if scale != 1:
+                t *= scale
+            dst += t
+    if gbias is not None:
+        s = go.sum(axis=(0, 2))
+        if scale != 1:
+            s *= scale
+        gbias += s
+
+
+# --------------------------------------------------------------------------- max pooling
+@_small_buffers
+def maxpool2d_forward(x, out, ind, kH, kW, dH, dW, padH, padW):
+    """THNN SpatialMaxPooling: out (B, C, oH, oW) = window max, ind = 1-based flat argmax.
+
+    THNN keeps the first element that is strictly greater than the running max (start -inf),
+    so: NaN never wins, the first maximum in window order wins, and a window without any
+    element > -inf gives -inf and index 0. Computed branch-free (masked copies with random
+    masks are ~10x slower): fmax over the kernel offsets gives the values (NaN ignored), then
+    the offsets in reverse order overwrite the index wherever the element equals the max.
+    (Only the sign of a zero maximum can differ: fmax(-0., 0.) may give either zero.)"""
+    xp = array_module(out)
+    B, C, iH, iW = x.shape
+    oH, oW = out.shape[-2:]
+    offs = list(_offsets(kH, kW, dH, dW, padH, padW, iH, iW, oH, oW))
+    grids = [_index_grid(xp, iy, ys.stop - ys.start, ix, xs.stop - xs.start, dH, dW, iW)
+             for _, _, ys, xs, _, _, iy, ix in offs]
+    mask = tmp = None
+    for b0, b1, c0, c1 in _chunks(B, C, oH * oW):
+        xc, oc, ic = x[b0:b1, c0:c1], out[b0:b1, c0:c1], ind[b0:b1, c0:c1]
+        oc.fill(-np.inf)
+        ic.fill(0)
+        if mask is None:
+            mask = xp.empty(oc.shape, dtype=bool)
+            tmp = xp.empty(oc.shape, dtype=ind.dtype)
+        nb, nc = oc.shape[:2]
+        for _, _, ys, xs, iys, ixs, _, _ in offs:
+            o = oc[:, :, ys, xs]
+            xp.fmax(o, xc[:, :, iys, ixs], out=o)
+        for (_, _, ys, xs, iys, ixs, _, _), g in zip(reversed(offs), reversed(grids)):
+            o, i = oc[:, :, ys, xs], ic[:, :, ys, xs]
+            m = mask[:nb, :nc, :o.shape[2], :o.shape[3]]
+            t = tmp[:nb, :nc, :o.shape[2], :o.shape[3]]
+            xp.equal(xc[:, :, iys, ixs], o, out=m)
+            xp.subtract(g, i, out=t)      # i = m ? g : i
+            xp.multiply(t, m, out=t)
+            xp.add(i, t, out=i)
+        m = mask[:nb, :nc]
+        xp.greater(oc, -np.inf, out=m)    # no element > -inf: index 0
+        xp.multiply(ic, m, out=ic)
+
+
+def _scatter_add(xp, dst, idx, vals):
+    if xp is np:
+        np.add.at(dst, idx, vals)
+    else:  # pragma: no cover - CuPy
+        import cupyx
+        cupyx.scatter_add(dst, idx, vals)
+
+
+@_small_buffers
+def maxpool2d_backward(go, ind, gx, kH, kW, dH, dW, padH, padW):
+    """gx (B, C, iH, iW) = scatter-add of go at the argmax positions in ind (0 = none), in
+    THNN's order (output positions in raster order per plane)."""
+    xp = array_module(gx)
+    B, C, iH, iW = gx.shape
+    oH, oW = go.shape[-2:]
+    gx.fill(0)
+    if not gx.flags.c_contiguous:
+        return _maxpool2d_backward_offsets(go, ind, gx, kH, kW, dH, dW, padH, padW)
+    P, L = iH * iW, oH * oW
+    flat = gx.reshape(-1)
+    for b0, b1, c0, c1 in _chunks(B, C, L):
+        n = (b1 - b0) * (c1 - c0)
+        ic = ind[b0:b1, c0:c1]
+        idx = ic.reshape(n, L) - 1
+        idx += ((b0 * C + c0 + xp.arange(n, dtype=np.int64)) * P)[:, None]
+        idx = idx.reshape(-1)
+        vals = go[b0:b1, c0:c1].reshape(-1)
+        if int(ic.min()) <= 0:  # windows that saw no element: no gradient
+            keep = ic.reshape(-1) > 0
+            idx, vals = idx[keep], vals[keep]
+        _scatter_add(xp, flat, idx, vals)
+
+
+def _maxpool2d_backward_offsets(go, ind, gx, kH, kW, dH, dW, padH, padW):
+    """Fallback for a non-contiguous gx: one masked add per kernel offset."""
+    xp = array_module(gx)
+    B, C, iH, iW = gx.shape
+    oH, oW = go.shape[-2:]
+    offs = list(_offsets(kH, kW, dH, dW, padH, padW, iH, iW, oH, oW))
+    grids = [_index_grid(xp, iy, ys.stop - ys.start, ix, xs.stop - xs.start, dH, dW, iW)
+             for _, _, ys, xs, _, _, iy, ix in offs]
+    mask = None
+    for b0, b1, c0, c1 in _chunks(B, C, oH * oW):
+        gc, ic, gxc = go[b0:b1, c0:c1], ind[b0:b1, c0:c1], gx[b0:b1, c0:c1]
+        if mask is None:
+            mask = xp.empty(gc.shape, dtype=bool)
+        for (_, _, ys, xs, iys, ixs, _, _), g in zip(offs, grids):
+            ir = ic[:, :, ys, xs]
+            m = mask[:gc.shape[0], :gc.shape[1], :ir.shape[2], :ir.shape[3]]
+            xp.equal(ir, g, out=m)
+            _masked_add(xp, gxc[:, :, iys, ixs], gc[:, :, ys, xs], m)
+
+
+# --------------------------------------------------------------------------- average pooling
+def avgpool2d_divisors(xp, dtype, iH, iW, oH, oW, kH, kW, dH, dW, padH, padW, count_include_pad):
+    """THNN's per-output divide factor (oH, oW), including its corner cases (a window past the
+    image can give 0 or a negative count; sum/0 is then NaN as in C)."""
+    def dim(o, k, d, pad, size):
+        start = np.arange(o, dtype=np.int64) * d - pad
+        end = np.minimum(start + k, size + pad)
+        if count_include_pad:
+            return end - start
+        return np.minimum(end, size) - np.maximum(start, 0)
+    div = dim(oH, kH, dH, padH, iH)[:, None] * dim(oW, kW, dW, padW, iW)[None, :]
+    return xp.asarray(div.astype(dtype))
+
+
+@_small_buffers
+def avgpool2d_forward(x, out, div, kH, kW, dH, dW, padH, padW):
+    """out (B, C, oH, oW) = (sum over the window, in THNN's order) / div."""
+    xp = array_module(out)
+    B, C, iH, iW = x.shape
+    oH, oW = out.shape[-2:]
+    out.fill(0)
+    for _, _, ys, xs, iys, ixs, _, _ in _offsets(kH, kW, dH, dW, padH, padW, iH, iW, oH, oW):
+        o = out[:, :, ys, xs]
+        xp.add(o, x[:, :, iys, ixs], out=o)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        xp.divide(out, div, out=out)
+
+
+@_small_buffers
+def avgpool2d_backward(go, gx, div, kH, kW, dH, dW, padH, padW):
+    """gx (B, C, iH, iW) = sum over windows of go/div (chunk-sized temporary only)."""
+    xp = array_module(gx)
+    B, C, iH, iW = gx.shape
+    oH, oW = go.shape[-2:]
+    gx.fill(0)
+    offs = list(_offsets(kH, kW, dH, dW, padH, padW, iH, iW, oH, oW))
+    tmp = None
+    for b0, b1, c0, c1 in _chunks(B, C, oH * oW):
+        gc, gxc = go[b0:b1, c0:c1], gx[b0:b1, c0:c1]
+        if tmp is None:
+            tmp = xp.empty(gc.shape, dtype=gx.dtype)
+        t = tmp[:gc.shape[0], :gc.shape[1]]
+        with np.errstate(divide='ignore', invalid='ignore'):
+            xp.divide(gc, div, out=t)
+        for _, _, ys, xs, iys, ixs, _, _ in offs:
+            dst = gxc[:, :, iys, ixs]
+            xp.add(dst, t[:, :, ys, xs], out=dst)
+
+
+# --------------------------------------------------------------------------- max unpooling
+@_small_buffers
+def maxunpool2d_forward(x, ind, out):
+    """out (B, C, oH, oW) zeroed, then out.flat_plane[ind - 1] = x (ind valid, 1-based)."""
+    xp = array_module(out)
+    B, C, iH, iW = x.shape
+    oH, oW = out.shape[-2:]
+    out.fill(0)
+    L = oH * oW
+    for b0, b1, c0, c1 in _chunks(B, C, iH * iW):
+        n = (b1 - b0) * (c1 - c0)
+        oc = out[b0:b1, c0:c1].reshape(n, L)  # out is contiguous: a view
+        idx = ind[b0:b1, c0:c1].reshape(n, iH * iW) - 1
+        idx += (xp.arange(n, dtype=np.int64) * L)[:, None]
+        oc.reshape(-1)[idx.reshape(-1)] = x[b0:b1, c0:c1].reshape(-1)
+
+
+@_small_buffers
+def maxunpool2d_backward(go, ind, gx):
+    """gx (B, C, iH, iW) = go.flat_plane[ind - 1]."""
+    xp = array_module(gx)
+    B, C, iH, iW = gx.shape
+    oH, oW = go.shape[-2:]
+    L = oH * oW
+    for b0, b1, c0, c1 in _chunks(B, C, iH * iW):
+        n = (b1 - b0) * (c1 - c0)
+        gc = go[b0:b1, c0:c1].reshape(n * L)
+        idx = ind[b0:b1, c0:c1].reshape(n, iH * iW) - 1
+        idx += (xp.arange(n, dtype=np.int64) * L)[:, None]
+        dst = gx[b0:b1, c0:c1]
+        if dst.flags.c_contiguous:
+            xp.take(gc, idx.reshape(-1), out=dst.reshape(-1), mode='clip')
+        else:
+            dst[...] = xp.take(gc, idx.reshape(-1)).reshape(dst.shape)

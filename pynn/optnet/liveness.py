@@ -1,0 +1,467 @@
+"""Exact liveness of a network's storages, for the 'optimal' planner (arena.py).
+
+The network runs once (forward, and backward in training) under a tracer. Every traced
+call of every module opens and closes an *event*; the time between event t and event t+1
+is *span* t. Each storage that an output, a gradInput or a pooled buffer lives in gets the
+hull of the spans in which it is touched: from its first write to its last read. The rules
+that say which storages a call touches, and in which span:
+
+* leaf modules (no `modules` field), over the whole call:
+    updateOutput       its input, its output, its pooled buffers;
+    updateGradInput    gradOutput, gradInput, pooled buffers, and what NEEDS says it reads
+                       of input and output;
+    accGradParameters  pooled buffers, and what NEEDS says it reads of input, output and
+                       gradOutput;
+    backward           nothing itself when it calls updateGradInput/accGradParameters (they
+                       are traced), else the union of both;
+* containers touch only what they copy themselves, when they copy it: Concat, DepthConcat and
+  Parallel read each child's output and write their own when they join them (after the last
+  child), and in backward read each child's gradInput right after that child returns, into
+  their own gradInput; ConcatTable likewise in backward; Sequential and ParallelTable copy
+  nothing (their outputs and gradInputs *are* their children's). An unknown container is
+  assumed to touch its input, output, gradOutput, gradInput and all its children's outputs
+  and gradInputs over its whole call;
+* views and in-place modules share the storage of what they alias, so they extend its
+  lifetime: liveness is per storage, not per tensor;
+* the network's output (and gradInput, in training) stays live to the end: the caller reads it.
+
+NEEDS (keyed by Lua typename) declares what each module's backward reads; an unknown module
+reads input, output and gradOutput in both updateGradInput and accGradParameters (the
+conservative rule, `needs='conservative'` applies it to every module). tests check each
+declaration against its layer: whatever a layer does not declare is overwritten before its
+backward runs, and its gradients must not change.
+"""
+import numpy as np
+
+from ..tensor import Tensor
+from ..nn.module import tracing
+from .trace import recursive_clone, tensors_of
+
+IN, OUT, GO = 'input', 'output', 'gradOutput'
+ALL = frozenset((IN, OUT, GO))
+NONE = frozenset()
+
+
+def _inplace(reads, plain):
+    """In place, the module writes its input back in updateGradInput (MulConstant, AddConstant)."""
+    reads, plain = frozenset(reads), frozenset(plain)
+    return lambda m: reads if m.__dict__.get('inplace') else plain
+
+
+# typename -> (reads of updateGradInput, reads of accGradParameters); a value may be a
+# function of the module. Sizes are metadata (kept in the tensor objects): reading only the
+# size of input (gradInput:resizeAs(input)) is not a read of its storage.
+NEEDS = {
+    # activations
+    'nn.Threshold': ({IN, GO}, NONE),          # THNN: gradInput = gradOutput * (input > th)
+    'nn.ReLU': ({IN, GO}, NONE),               # (in place, input *is* the output)
+    'nn.Sigmoid': ({OUT, GO}, NONE),
+    'nn.Tanh': ({OUT, GO}, NONE),
+    'nn.SoftMax': ({OUT, GO}, NONE),
+    'nn.LogSoftMax': ({OUT, GO}, NONE),
+    'nn.MulConstant': (_inplace({IN, GO}, {GO}), NONE),   # in place: input:div(c) restores it
+    'nn.AddConstant': (_inplace({IN, GO}, {GO}), NONE),
+    'nn.Dropout': ({GO}, NONE),                # reads its own `noise`, never shared
+    # convolutions: accGradParameters reads finput (the unfolded input), not input
+    'nn.SpatialConvolution': ({GO}, {GO}),
+    'nn.SpatialConvolutionMM': ({GO}, {GO}),
+    'nn.Linear': ({GO}, {IN, GO}),
+    # normalization
+    'nn.BatchNormalization': ({IN, GO}, {IN, GO}),
+    'nn.SpatialBatchNormalization': ({IN, GO}, {IN, GO}),
+    'nn.SpatialCrossMapLRN': ({IN, OUT, GO}, NONE),
+    'nn.Normalize': ({IN, GO}, NONE),
+    # pooling and padding: max pooling reads its indices (a pooled buffer)
+    'nn.SpatialMaxPooling': ({GO}, NONE),
+    'nn.SpatialAveragePooling': ({GO}, NONE),
+    'nn.SpatialMaxUnpooling': ({GO}, NONE),
+    'nn.SpatialZeroPadding': ({GO}, NONE),
+    # shape
+    'nn.View': ({GO}, NONE),
+    'nn.Reshape': ({GO}, NONE),
+    'nn.Narrow': ({GO}, NONE),
+    'nn.Select': ({GO}, NONE),
+    'nn.Copy': ({GO}, NONE),
+    'nn.Identity': ({GO}, NONE),
+    'nn.Sum': ({GO}, NONE),
+    'nn.Mean': ({GO}, NONE),
+    'nn.PairwiseDistance': (ALL, NONE),
+    # tables
+    'nn.JoinTable': ({GO}, NONE),
+    'nn.SelectTable': ({GO}, NONE),
+    'nn.NarrowTable': ({GO}, NONE),
+    'nn.FlattenTable': ({GO}, NONE),
+    'nn.CAddTable': ({GO}, NONE),
+    'nn.CMulTable': ({IN, GO}, NONE),
+    'nn.CSubTable': ({GO}, NONE),
+}
+DEFAULT_NEEDS = (ALL, ALL)
+
+# Buffers the arena pools with outputs and gradInputs (option reuseBuffers): the fields the
+# original optnet shares in inference. Each lives from the first call of its module that
+# leaves it with a storage to the last call of that module (so in training finput lives from
+# updateOutput to accGradParameters, indices from updateOutput to updateGradInput).
+POOLED_BUFFERS = {
+    'nn.SpatialConvolution': ('finput', 'fgradInput'),
+    'nn.SpatialConvolutionMM': ('finput', 'fgradInput'),
+    'nn.Normalize': ('norm', 'buffer', 'normp', '_indices'),
+    'nn.SpatialCrossMapLRN': ('scale',),
+    'nn.SpatialMaxPooling': ('indices',),
+}
+
+# containers whose own copying is modelled exactly (see the module docstring)
+JOINING = ('nn.Concat', 'nn.DepthConcat', 'nn.Parallel')
+PASSING = ('nn.Sequential', 'nn.ParallelTable')
+
+
+def needs_of(m, method, rule='layer'):
+    """The set of 'input', 'output', 'gradOutput' that m's `method` reads."""
+    if rule == 'conservative':
+        return ALL
+    pair = NEEDS.get(m.__typename__, DEFAULT_NEEDS)
+    v = pair[0] if method == 'updateGradInput' else pair[1]
+    return frozenset(v(m) if callable(v) else v)
+
+
+def pooled_fields(net, reuse_buffers=True):
+    """typename -> pooled buffer fields for this net (none when reuseBuffers is off; max
+    pooling's indices stay private when an unpooling module reads them, as the original)."""
+    if not reuse_buffers:
+        return {}
+    table = dict(POOLED_BUFFERS)
+    if net.findModules('nn.SpatialMaxUnpooling'):
+        table.pop('nn.SpatialMaxPooling', None)
+    return table
+
+
+def _extent(t):
+    n = 1
+    for s, st in zip(t._size, t._stride):
+        if s == 0:
+            return 0
+        n += (s - 1) * st
+    return t._offset + n if t._size else 0
+
+
+def _obs(x, out):
+    """Append (storage, end) for every tensor with a storage in x (tensor or nested lists)."""
+    if isinstance(x, Tensor):
+        st = x._storage
+        if st is not None:
+            out.append((st, _extent(x)))
+    elif isinstance(x, (list, tuple)):
+        for v in x:
+            _obs(v, out)
+    return out
+
+
+class Call:
+    """One traced call: module index, method, enter/exit events, parent call, observations."""
+    __slots__ = ('idx', 'm', 'name', 'E', 'X', 'parent', 'kids', 'inp', 'go', 'out', 'gi', 'buf')
+
+    def __init__(self, idx, m, name, E, parent):
+        self.idx, self.m, self.name, self.E, self.parent = idx, m, name, E, parent
+        self.X = None
+        self.kids = []
+
+
+class _Recorder:
+    """The tracer: numbers events and records, per call, the storages of its arguments (on
+    entry) and of the module's output, gradInput and pooled buffers (on exit)."""
+
+    def __init__(self, index, pooled):
+        self.index = index
+        self.pooled = pooled
+        self.clock = 0
+        self.calls = []
+        self.stack = []
+
+    def enter(self, m, name, args):
+        idx = self.index.get(id(m))
+        parent = self.stack[-1] if self.stack else None
+        c = Call(idx, m, name, self.clock, parent)
+        self.clock += 1
+        if idx is not None:
+            c.inp = _obs(args[0], []) if args else []
+            c.go = _obs(args[1], []) if len(args) > 1 else []
+            self.calls.append(c)
+            if parent is not None:
+                parent.kids.append(c)
+        self.stack.append(c)
+
+    def exit(self, m, name, args):
+        c = self.stack.pop()
+        c.X = self.clock
+        self.clock += 1
+        if c.idx is not None:
+            d = m.__dict__
+            c.out = _obs(d.get('output'), [])
+            c.gi = _obs(d.get('gradInput'), [])
+            fields = self.pooled.get(m.__typename__)
+            c.buf = _obs([d.get(f) for f in fields], []) if fields else []
+
+
+class Buffer:
+    """A storage of the traced run that the arena may place: its live spans [lo, hi], the
+    elements it needs, and the module fields (members) that view it."""
+    __slots__ = ('storage', 'size', 'lo', 'hi', 'members', 'label', 'category', 'offset', 'key')
+
+    def __init__(self, storage, size, lo, hi):
+        self.storage, self.size, self.lo, self.hi = storage, size, lo, hi
+        self.members = []      # (tensor, path, offset, size, stride); path = (module index, field, i...)
+        self.label = self.category = None
+        self.offset = None     # in elements, inside the arena of its type (set by the planner)
+
+    @property
+    def itemsize(self):
+        return self.storage.dtype.itemsize
+
+    @property
+    def nbytes(self):
+        return self.size * self.storage.dtype.itemsize
+
+    def __repr__(self):
+        return 'Buffer(%s, %d B, spans %d..%d, offset %s)' % (self.label, self.nbytes, self.lo, self.hi,
+                                                              self.offset)
+
+
+def type_key(st):
+    """The arena a storage belongs to: one per tensor type (a network lives on one device)."""
+    return np.dtype(st.dtype).name
+
+
+class Schedule:
+    """The liveness of one run: `buffers` (placeable), `spans` (number of spans), `mode`,
+    `rule` ('layer' or 'conservative'), `calls` (the traced calls, for reports)."""
+
+    def __init__(self, buffers, spans, mode, rule, calls, net_size):
+        self.buffers, self.spans, self.mode, self.rule, self.calls = buffers, spans, mode, rule, calls
+        self.n_modules = net_size
+
+    def by_type(self):
+        out = {}
+        for b in self.buffers:
+            out.setdefault(type_key(b.storage), []).append(b)
+        return out
+
+    def lower_bound(self, per_type=False):
+        """Bytes: the largest sum of live buffers over all spans (per arena type if asked)."""
+        if per_type:
+            return {k: _peak(bs) for k, bs in self.by_type().items()}
+        return _peak(self.buffers)
+
+
+def _peak(buffers):
+    ev = {}
+    for b in buffers:
+        ev[b.lo] = ev.get(b.lo, 0) + b.nbytes
+        ev[b.hi + 1] = ev.get(b.hi + 1, 0) - b.nbytes
+    cur = peak = 0
+    for t in sorted(ev):
+        cur += ev[t]
+        peak = max(peak, cur)
+    return peak
+
+
+def _field_tensors(v, path, out):
+    if isinstance(v, Tensor):
+        out.append((v, path))
+    elif isinstance(v, (list, tuple)):
+        for i, x in enumerate(v):
+            _field_tensors(x, path + (i,), out)
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            _field_tensors(x, path + (k,), out)
+
+
+def module_fields(m, i, pooled):
+    """(planned, other): (tensor, path, category) of m's output, gradInput and pooled buffers,
+    and the tensors of every other field (parameters, private buffers) that pin their storage."""
+    planned, other = [], []
+    pf = pooled.get(m.__typename__, ())
+    for k, v in m.__dict__.items():
+        if k == 'modules' or k.startswith('_pynn_'):
+            continue
+        acc = []
+        _field_tensors(v, (i, k), acc)
+        if not acc:
+            continue
+        if k == 'output':
+            planned.extend((t, p, 'outputs') for t, p in acc)
+        elif k == 'gradInput':
+            planned.extend((t, p, 'gradInputs') for t, p in acc)
+        elif k in pf:
+            planned.extend((t, p, 'buffers') for t, p in acc)
+        else:
+            other.extend(acc)
+    return planned, other
+
+
+def privatize_pooled(net, pooled):
+    """Give every pooled buffer its own (empty) storage again, undoing reuse_state_buffers:
+    the arena shares them by liveness instead. Modules resize them before use."""
+    for m in net.listModules():
+        for f in pooled.get(m.__typename__, ()):
+            t = m.__dict__.get(f)
+            if isinstance(t, Tensor):
+                t.set()
+
+
+def run_traced(net, input, mode, pooled):
+    """Run forward (and backward on a copy of the output, in training) under the recorder."""
+    mods = net.listModules()
+    index = {}
+    for i, m in enumerate(mods):
+        index.setdefault(id(m), i)
+    rec = _Recorder(index, pooled)
+    grad = None
+    with tracing(rec):
+        out = net.forward(input)
+        if mode == 'training':
+            grad = recursive_clone(out)
+            net.backward(input, grad)
+    return rec, mods, grad
+
+
+def analyse(net, input, mode='inference', rule='layer', reuse_buffers=True, pooled=None):
+    """Run the net once and return its Schedule (see the module docstring)."""
+    if pooled is None:
+        pooled = pooled_fields(net, reuse_buffers)
+    rec, mods, grad = run_traced(net, input, mode, pooled)
+    return build_schedule(net, mods, rec, input, grad, mode, rule, pooled)
+
+
+def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
+    lo, hi, end, keep = {}, {}, {}, {}
+
+    def touch(obs, a, b):
+        for st, e in obs:
+            k = id(st)
+            if k in lo:
+                if a < lo[k]:
+                    lo[k] = a
+                if b > hi[k]:
+                    hi[k] = b
+                if e > end[k]:
+                    end[k] = e
+            else:
+                lo[k], hi[k], end[k], keep[k] = a, b, e, st
+
+    for c in rec.calls:
+        m, name, E, X = c.m, c.name, c.E, c.X
+        last = X - 1  # the last span inside the call
+        mods_of = m.__dict__.get('modules')
+        if mods_of is None:  # a leaf
+            if name == 'updateOutput':
+                touch(c.inp, E, last)
+                touch(c.out, E, last)
+                touch(c.buf, E, last)
+                continue
+            if name == 'backward' and any(k.m is m for k in c.kids):
+                continue  # its own updateGradInput / accGradParameters are traced
+            if name == 'backward':
+                reads = needs_of(m, 'updateGradInput', rule) | needs_of(m, 'accGradParameters', rule)
+            else:
+                reads = needs_of(m, name, rule)
+            if name != 'accGradParameters':
+                touch(c.gi, E, last)
+                touch(c.go, E, last)
+            elif GO in reads:
+                touch(c.go, E, last)
+            if IN in reads:
+                touch(c.inp, E, last)
+            if OUT in reads:
+                touch(c.out, E, last)
+            touch(c.buf, E, last)
+            continue
+        tn = m.__typename__
+        kids = [k for k in c.kids if k.m in mods_of]
+        if tn in PASSING or (tn in JOINING and name == 'accGradParameters') or \
+                (tn == 'nn.ConcatTable' and name in ('updateOutput', 'accGradParameters')):
+            continue
+        if tn in JOINING and name == 'updateOutput':
+            for k in kids:
+                touch(k.out, last, last)
+            touch(c.out, last, last)
+            continue
+        if tn in JOINING or tn == 'nn.ConcatTable':  # updateGradInput / backward
+            if not kids:
+                touch(c.gi, E, last)
+            for j, k in enumerate(kids):
+                touch(k.gi, k.X, k.X)
+                touch(c.gi, kids[0].X, k.X)
+            continue
+        # an unknown container: everything over the whole call
+        for obs in (c.inp, c.go, c.out, c.gi):
+            touch(obs, E, last)
+        for k in kids:
+            touch(k.out, E, last)
+            touch(k.gi, E, last)
+
+    spans = rec.clock  # spans 0 .. clock-1 (the last span follows the last event)
+    # the caller reads the network's output (and gradInput) after the run
+    root_end = spans - 1
+    root = rec.calls[0] if rec.calls else None
+    if root is not None:
+        finals = _obs(net.__dict__.get('output'), [])
+        if mode == 'training':
+            finals = _obs(net.__dict__.get('gradInput'), finals)
+        for st, e in finals:
+            k = id(st)
+            if k in lo:
+                hi[k] = root_end
+                end[k] = max(end[k], e)
+
+    pinned = set(id(t._storage) for t in tensors_of(input) if t._storage is not None)
+    if grad is not None:
+        pinned.update(id(t._storage) for t in tensors_of(grad) if t._storage is not None)
+    members = {}
+    seen_t = set()
+    labels = {}
+    for i, m in enumerate(mods):
+        planned, other = module_fields(m, i, pooled)
+        for t, _ in other:
+            if t._storage is not None:
+                pinned.add(id(t._storage))
+        for t, path, cat in planned:
+            st = t._storage
+            if st is None or id(t) in seen_t:
+                continue
+            seen_t.add(id(t))
+            k = id(st)
+            members.setdefault(k, []).append((t, path, t._offset, t._size, t._stride))
+            if k not in labels:
+                labels[k] = (path, cat)
+            e = _extent(t)
+            if k in end and e > end[k]:
+                end[k] = e
+    buffers = []
+    for k, mem in members.items():
+        if k in pinned or k not in lo or end[k] <= 0:
+            continue
+        b = Buffer(keep[k], end[k], lo[k], hi[k])
+        b.members = mem
+        path, cat = labels[k]
+        b.category = cat
+        b.label = describe_path(mods, path)
+        b.key = path
+        buffers.append(b)
+    buffers.sort(key=lambda b: (b.lo, b.hi, b.key))
+    return Schedule(buffers, spans, mode, rule, rec.calls, len(mods))
+
+
+def describe_path(mods, path):
+    i, field = path[0], path[1]
+    rest = ''.join('[%s]' % (p + 1 if isinstance(p, int) else p) for p in path[2:])
+    return '%d:%s.%s%s' % (i + 1, mods[i].__typename__, field, rest)
+
+
+def resolve(mods, path):
+    """The tensor at `path` (module index, field, list indices...) in a module list, or None."""
+    try:
+        v = mods[path[0]].__dict__.get(path[1])
+        for p in path[2:]:
+            v = v[p]
+    except (IndexError, KeyError, TypeError):
+        return None
+    return v if isinstance(v, Tensor) else None

@@ -1,0 +1,1308 @@
+"""Torch7's serialization format (.t7 files): `pynn.load` and `pynn.save`.
+
+Reads what Lua Torch's `torch.save` writes (binary, little-endian, 8-byte longs as on
+x86_64 Linux; 'b32' files with 4-byte longs on request; ascii files too) and writes
+binary (or ascii) files that Lua Torch's `torch.load` reads.
+
+How Lua values map to Python
+----------------------------
+=====================  ==============================================================
+Lua                    pynn
+=====================  ==============================================================
+nil                    None
+number                 int when the double is integral with |x| <= 2^53 (and not -0.0),
+                       else float. Python ints and floats are written as doubles; an
+                       int a double cannot hold exactly is refused (ValueError).
+boolean                bool
+string                 str when the bytes are valid UTF-8, else bytes (Lua strings are
+                       bytes). str is written as UTF-8, bytes as they are.
+table, keys 1..n       list (the empty table too: it loads as []).
+other table            dict. A table used as a key loads wrapped in `TableKey`. A dict
+                       whose keys are exactly 1..n, or an empty dict, saves as a table
+                       that loads as a list. Tuples save as tables (load as lists).
+torch.*Tensor          pynn.Tensor of the same element type, sharing its Storage object
+                       with every other tensor that shared it in the file. CUDA types
+                       (torch.CudaTensor, torch.CudaDoubleTensor, ...) load onto the CPU
+                       with the same element type (CudaTensor -> FloatTensor); modules'
+                       `_type` field is renamed alike. A Lua empty tensor (no storage)
+                       loads as pynn's empty tensor and saves back as one.
+torch.*Storage         pynn.Storage (LongStorage fields such as nn.Concat.outputSize
+                       are int64 Storages).
+nn.X, known to pynn    an instance of `pynn.nn.registry()['nn.X']`, made without calling
+                       its constructor, whose __dict__ is the file's fields. Fields older
+                       nn versions wrote differently are then upgraded as Lua nn's own
+                       back-compatibility code does: by the class's `read(file, version)`
+                       hook when it has one (Lua's read metamethod; file is None), else
+                       by `UPGRADES` (SpatialConvolution's 2-D weight and `padding`,
+                       BatchNormalization's running_std of version 1, pooling's ceil_mode
+                       and padding, Dropout v1, ...).
+other torch class      `UnknownModule` (looks like an nn module: named nn.* / cudnn.*, or
+                       has output/gradInput fields) or `TorchObject`: keeps its class
+                       name (`torch_typename()`, `__typename__`), version and fields, and
+                       saves back unchanged. Running an UnknownModule raises
+                       NotImplementedError naming the class.
+tds.Vec / tds.Hash     `TdsVec` (a list) / `TdsHash` (a dict), saved back as tds objects.
+Lua function           refused by default (`T7FunctionError`); with allow_functions=True
+                       an inert `LuaFunction` holding the bytecode and upvalues as bytes
+                       and data. pynn never runs Lua code, whatever the option.
+=====================  ==============================================================
+
+Shared references and cycles in the file are kept: one Python object per referenced file
+object. Saving writes each Python object (list, dict, tensor, storage, module) once and
+refers back to it after that, as Lua's File:writeObject does; tuples are written afresh
+every time (small tuples are shared by Python for no reason of the program's).
+
+Modules are written as their class name (`__typename__`) and version ('V 2' for the batch
+normalizations, as Lua's `__version`; see `LUA_VERSIONS`, else the class's own `__version__`,
+else 1) with their fields: the module's __dict__ minus keys starting with '_pynn' (pynn's
+private book-keeping). A None field is written as an explicit nil entry (Lua ignores it;
+pynn gets the attribute back). A file re-saved after loading is byte for byte the file Lua
+wrote (checked on every reference file).
+
+Limitation: a Lua table with both `true` and `1` (or `false` and `0`) as keys cannot be a
+Python dict; such a file raises T7FormatError.
+
+Safety: files from strangers
+----------------------------
+Loading runs no code from the file: classes are looked up in pynn's registry and filled
+with data. Every count in the file (string and table lengths, storage sizes, tensor
+dimensions) is checked against the bytes that remain before anything is allocated, so a
+header that claims a huge storage fails at once. Truncated or malformed files, unknown type
+tags, bad version strings, unsupported Torch classes, tensors whose view does not fit their
+storage and reference indices that point to no object (a new object must carry the next
+index, as every Lua writer numbers them) raise `T7FormatError`, which gives the byte offset. Nesting is handled without Python recursion (up to MAX_DEPTH levels).
+
+Saving refuses (ValueError, before anything is written) a network that optnet's
+optimizeMemory changed (the root's `__memoryOptimized` flag, or any module with backward
+or getParameters disabled): call `pynn.optnet.removeOptimization(net)` first.
+"""
+import io
+import math
+import mmap
+import numbers
+import os
+import re
+import struct
+
+import numpy as np
+
+from . import backend
+from .storage import Storage
+from .tensor import Tensor, _extent
+from .nn.module import Module, Criterion
+
+__all__ = ['load', 'save', 'loads', 'dumps', 'T7FormatError', 'T7FunctionError', 'TorchObject',
+           'UnknownModule', 'LuaFunction', 'TdsVec', 'TdsHash', 'TableKey', 'TYPES', 'UPGRADES']
+
+TYPE_NIL = 0
+TYPE_NUMBER = 1
+TYPE_STRING = 2
+TYPE_TABLE = 3
+TYPE_TORCH = 4
+TYPE_BOOLEAN = 5
+TYPE_FUNCTION = 6
+LEGACY_TYPE_RECUR_FUNCTION = 7
+TYPE_RECUR_FUNCTION = 8
+
+MAX_DEPTH = 10000   # nested objects (Lua's own reader would run out of stack long before)
+MAX_DIMS = 64       # NumPy's limit on dimensions
+
+
+# --- the one table of Torch type names (reader and writer) ------------------------------------
+def _type_table():
+    table = {}
+    for kind in backend.KINDS:
+        for device in ('cpu', 'cuda'):
+            tname = backend.tensor_typename(kind, device)
+            table[tname] = ('tensor', kind, device)
+            table[tname[:-len('Tensor')] + 'Storage'] = ('storage', kind, device)
+    return table
+
+
+TYPES = _type_table()                      # 'torch.CudaStorage' -> ('storage', 'Float', 'cuda')
+_NAMES = {v: k for k, v in TYPES.items()}  # ('tensor', 'Double', 'cpu') -> 'torch.DoubleTensor'
+
+# Torch classes written as raw C structs (or not at all): no way to read them as data.
+_UNREADABLE = {'torch.Generator', 'torch.File', 'torch.DiskFile', 'torch.MemoryFile',
+               'torch.PipeFile', 'torch.Timer', 'torch.Allocator'}
+
+# Class versions (Lua's `__version`; 1 when a class does not set it). Written as 'V <n>'.
+LUA_VERSIONS = {'nn.BatchNormalization': 2, 'nn.SpatialBatchNormalization': 2,
+                'nn.LookupTable': 4, 'nn.VolumetricMaxPooling': 2, 'nn.GradientReversal': 2,
+                'tds.Vec': 0, 'tds.Hash': 0}
+
+_CLASS_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_.:\-]*\Z')
+
+
+class T7FormatError(ValueError):
+    """A .t7 file that cannot be read: malformed, truncated, or unsupported. `offset` is the
+    byte offset in the file where the problem was found."""
+
+    def __init__(self, message, offset=None):
+        self.reason = message
+        self.offset = offset
+        super().__init__(message if offset is None else '%s (at byte %d)' % (message, offset))
+
+
+class T7FunctionError(T7FormatError):
+    """The file holds a serialized Lua function and allow_functions was False."""
+
+
+# --- objects that stand for Lua things pynn has no class for ------------------------------------
+class TorchObject:
+    """An instance of a Torch class pynn does not implement: its fields are attributes;
+    `torch_typename()` (and `__typename__`) give the Lua class name. Saved back unchanged.
+    If the file's payload was not a table of named fields it is kept in `_pynn_payload`."""
+
+    def __init__(self, typename, fields=None, version=1):
+        self.__dict__['_pynn_typename'] = typename
+        self.__dict__['_pynn_version'] = version
+        if fields:
+            self.__dict__.update(fields)
+
+    @property
+    def __typename__(self):
+        return self.__dict__.get('_pynn_typename')
+
+    def torch_typename(self):
+        return self.__dict__.get('_pynn_typename')
+
+    def _unsupported(self, *args, **kwargs):
+        raise NotImplementedError(
+            "pynn has no implementation of the Lua class '%s': it was loaded from a .t7 file as a "
+            "generic object that keeps its fields (%s), but it cannot run"
+            % (self.torch_typename(), ', '.join(sorted(k for k in self.__dict__
+                                                       if isinstance(k, str) and not k.startswith('_pynn')))
+               or 'none'))
+
+    forward = backward = updateOutput = updateGradInput = accGradParameters = __call__ = _unsupported
+
+    def __repr__(self):
+        return '<%s (loaded as a generic object: no pynn implementation)>' % self.torch_typename()
+
+
+class UnknownModule(Module):
+    """An nn module whose Lua class pynn does not implement. It keeps its fields and its class
+    name and takes part in what needs no computation (listModules, parameters, type, save);
+    forward/backward raise NotImplementedError naming the class."""
+
+    @property
+    def __typename__(self):
+        return self.__dict__.get('_pynn_typename')
+
+    def torch_typename(self):
+        return self.__dict__.get('_pynn_typename')
+
+    _unsupported = TorchObject._unsupported
+
+    def updateOutput(self, input):
+        self._unsupported()
+
+    def updateGradInput(self, input, gradOutput):
+        self._unsupported()
+
+    def accGradParameters(self, input, gradOutput, scale=1):
+        self._unsupported()
+
+    def backward(self, input, gradOutput, scale=1):
+        self._unsupported()
+
+    def __tostring__(self):
+        return '%s (not implemented in pynn)' % self.torch_typename()
+
+
+class LuaFunction:
+    """A Lua function read from a file, as inert data: `bytecode` (bytes: Lua/LuaJIT bytecode,
+    never run) and `upvalues` (as loaded). Saved back as it was. Calling it raises TypeError."""
+
+    def __init__(self, bytecode, upvalues=None, tag=TYPE_RECUR_FUNCTION):
+        self.bytecode = bytes(bytecode)
+        self.upvalues = upvalues
+        self.tag = tag
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError('a Lua function loaded from a .t7 file cannot be called: pynn never runs Lua code')
+
+    def __repr__(self):
+        return '<LuaFunction: %d bytes of bytecode (inert)>' % len(self.bytecode)
+
+
+class TdsVec(list):
+    """A tds.Vec (Lua's `tds` vector), as a Python list."""
+
+
+class TdsHash(dict):
+    """A tds.Hash (Lua's `tds` hash map), as a Python dict."""
+
+
+class TableKey:
+    """A Lua table (list or dict here) used as a key of another table; `table` is the key.
+    Equal only to a TableKey of the very same table (Lua compares tables by identity)."""
+    __slots__ = ('table',)
+
+    def __init__(self, table):
+        self.table = table
+
+    def __hash__(self):
+        return id(self.table)
+
+    def __eq__(self, other):
+        return isinstance(other, TableKey) and other.table is self.table
+
+    def __repr__(self):
+        return 'TableKey(%s at 0x%x)' % (type(self.table).__name__, id(self.table))
+
+
+# --- byte sources ----------------------------------------------------------------------------------
+_I32 = struct.Struct('<i')
+_I64 = struct.Struct('<q')
+_F64 = struct.Struct('<d')
+
+
+class _BinaryReader:
+    def __init__(self, data, long_size=8):
+        self.data = data
+        self.pos = 0
+        self.end = len(data)
+        self.long = self._long8 if long_size == 8 else self._long4
+        self.long_size = long_size
+        self.min_object = 4      # the smallest object (nil) takes one int
+
+    def need(self, nbytes, what):
+        left = self.end - self.pos
+        if nbytes > left:
+            raise T7FormatError('file ends early: %s needs %d bytes but only %d remain'
+                                % (what, nbytes, left), self.pos)
+
+    def int(self, what):
+        self.need(4, what)
+        v = _I32.unpack_from(self.data, self.pos)[0]
+        self.pos += 4
+        return v
+
+    def _long8(self, what):
+        self.need(8, what)
+        v = _I64.unpack_from(self.data, self.pos)[0]
+        self.pos += 8
+        return v
+
+    def _long4(self, what):
+        return self.int(what)
+
+    def longs(self, n, what):
+        self.need(n * self.long_size, what)
+        dt = '<i8' if self.long_size == 8 else '<i4'
+        v = np.frombuffer(self.data, dtype=dt, count=n, offset=self.pos).tolist()
+        self.pos += n * self.long_size
+        return v
+
+    def double(self, what):
+        self.need(8, what)
+        v = _F64.unpack_from(self.data, self.pos)[0]
+        self.pos += 8
+        return v
+
+    def raw(self, n, what):
+        self.need(n, what)
+        v = bytes(self.data[self.pos:self.pos + n])
+        self.pos += n
+        return v
+
+    def array(self, kind, n, what):
+        dtype = np.dtype(backend.KINDS[kind])
+        self.need(n * dtype.itemsize, what)
+        arr = np.frombuffer(self.data, dtype=dtype.newbyteorder('<'), count=n, offset=self.pos)
+        self.pos += n * dtype.itemsize
+        return arr.astype(dtype, copy=True)   # native order, writable, owned
+
+    def check_end(self):
+        if self.pos != self.end:
+            raise T7FormatError('%d unexpected bytes after the end of the object' % (self.end - self.pos),
+                                self.pos)
+
+
+_TOKEN = re.compile(rb'[ \t\n\r\v\f]*([^ \t\n\r\v\f]+)')
+_INT_TOKEN = re.compile(rb'[+-]?[0-9]+\Z')
+_WHITESPACE = re.compile(rb'[ \t\n\r\v\f]*\Z')
+
+
+def _parse_int(tok):
+    if not _INT_TOKEN.match(tok):
+        raise ValueError
+    return int(tok)
+
+
+def _parse_float(tok):
+    return float(tok.replace(b'_', b'!'))   # float() would take '1_0'; C's scanf would not
+
+
+class _AsciiReader:
+    """Torch's ascii mode (THDiskFile with auto-spacing): numbers as text separated by spaces,
+    each write ending with a newline; chars (strings, byte storages) raw, then a newline."""
+    long_size = 8
+    min_object = 1
+
+    def __init__(self, data):
+        self.data = data
+        self.pos = 0
+        self.end = len(data)
+
+    need = _BinaryReader.need
+
+    def _eol(self):
+        if self.pos < self.end and self.data[self.pos] == 0x0a:
+            self.pos += 1
+
+    def _numbers(self, n, parse, what):
+        self.need(n, what)   # at least one byte a number
+        out = []
+        for _ in range(n):
+            m = _TOKEN.match(self.data, self.pos)
+            if m is None:
+                raise T7FormatError('file ends early: %s expected' % what, self.pos)
+            try:
+                out.append(parse(m.group(1)))
+            except ValueError:
+                raise T7FormatError('%s: %r is not a number' % (what, m.group(1)[:40]), m.start(1)) from None
+            self.pos = m.end()
+        if n > 0:
+            self._eol()
+        return out
+
+    def int(self, what):
+        return self._numbers(1, _parse_int, what)[0]
+
+    long = int
+
+    def longs(self, n, what):
+        return self._numbers(n, _parse_int, what)
+
+    def double(self, what):
+        return self._numbers(1, _parse_float, what)[0]
+
+    def raw(self, n, what):
+        self.need(n, what)
+        v = bytes(self.data[self.pos:self.pos + n])
+        self.pos += n
+        if n > 0:
+            self._eol()
+        return v
+
+    def array(self, kind, n, what):
+        dtype = np.dtype(backend.KINDS[kind])
+        if kind in ('Byte', 'Char'):
+            return np.frombuffer(self.raw(n, what), dtype=dtype).copy()
+        start = self.pos
+        vals = self._numbers(n, _parse_float if dtype.kind == 'f' else _parse_int, what)
+        try:
+            return np.array(vals, dtype=dtype)
+        except (OverflowError, ValueError):
+            raise T7FormatError('%s: a value does not fit a %s' % (what, dtype), start) from None
+
+    def check_end(self):
+        if not _WHITESPACE.match(self.data, self.pos):
+            raise T7FormatError('%d unexpected bytes after the end of the object' % (self.end - self.pos),
+                                self.pos)
+
+
+# --- parsing: file bytes -> nodes ---------------------------------------------------------------
+class _Node:
+    __slots__ = ('offset', 'obj')
+
+
+class _Table(_Node):
+    __slots__ = ('items',)
+
+
+class _Torch(_Node):
+    __slots__ = ('name', 'version', 'what', 'kind', 'device', 'size', 'stride', 'soffset', 'payload')
+
+
+class _Func(_Node):
+    __slots__ = ('tag', 'code', 'upvalues')
+
+
+_INT_LIMIT = 2.0 ** 53   # beyond it doubles no longer hold every integer
+
+
+def _number(x):
+    if x.is_integer() and abs(x) <= _INT_LIMIT and not (x == 0 and math.copysign(1.0, x) < 0):
+        return int(x)
+    return x
+
+
+def _string(b):
+    try:
+        return b.decode('utf-8')
+    except UnicodeDecodeError:
+        return b
+
+
+class _Parser:
+    def __init__(self, reader, allow_functions):
+        self.r = reader
+        self.allow_functions = allow_functions
+        self.objects = []   # objects[i - 1]: the node with reference index i
+        self.nodes = []     # every node, referenced or not, in file order
+
+    def parse(self):
+        """Read one object without Python recursion: each _object() is a generator that
+        yields when it needs a child object and receives it back."""
+        stack = [self._object()]
+        value = None
+        while True:
+            try:
+                stack[-1].send(value)
+            except StopIteration as stop:
+                stack.pop()
+                value = stop.value
+                if not stack:
+                    return value
+                continue
+            if len(stack) >= MAX_DEPTH:
+                raise T7FormatError('objects nested more than %d deep' % MAX_DEPTH, self.r.pos)
+            stack.append(self._object())
+            value = None
+
+    def _string_field(self, what):
+        n = self.r.int(what + ' length')
+        if n < 0:
+            raise T7FormatError('negative %s length %d' % (what, n), self.r.pos - 4)
+        return self.r.raw(n, what)
+
+    def _object(self):
+        r = self.r
+        start = r.pos
+        tag = r.int('type tag')
+        if tag == TYPE_NIL:
+            return None
+        if tag == TYPE_NUMBER:
+            return _number(r.double('number'))
+        if tag == TYPE_BOOLEAN:
+            return r.int('boolean') == 1
+        if tag == TYPE_STRING:
+            return _string(self._string_field('string'))
+        if tag == TYPE_FUNCTION:   # legacy, not referenced: no index
+            node = self._function_head(tag, start)
+            self.nodes.append(node)
+            node.upvalues = yield
+            return node
+        if tag not in (TYPE_TABLE, TYPE_TORCH, TYPE_RECUR_FUNCTION, LEGACY_TYPE_RECUR_FUNCTION):
+            raise T7FormatError('unknown type tag %d' % tag, start)
+        ipos = r.pos
+        index = r.int('reference index')
+        if 1 <= index <= len(self.objects):
+            return self.objects[index - 1]
+        if index != len(self.objects) + 1:
+            raise T7FormatError('reference index %d points to no object (%d objects read so far)'
+                                % (index, len(self.objects)), ipos)
+        if tag == TYPE_TABLE:
+            node = _Table()
+            node.offset = start
+            node.items = []
+            self.objects.append(node)
+            self.nodes.append(node)
+            n = r.int('table size')
+            if n < 0:
+                raise T7FormatError('negative table size %d' % n, r.pos - 4)
+            r.need(2 * n * r.min_object, 'a table of %d entries' % n)
+            for _ in range(n):
+                kpos = r.pos
+                k = yield
+                v = yield
+                if k is None:
+                    raise T7FormatError('table key is nil', kpos)
+                if isinstance(k, float) and k != k:
+                    raise T7FormatError('table key is NaN', kpos)
+                node.items.append((k, v))
+            return node
+        if tag == TYPE_TORCH:
+            return (yield from self._torch(start))
+        node = self._function_head(tag, start)
+        self.objects.append(node)
+        self.nodes.append(node)
+        node.upvalues = yield
+        return node
+
+    def _function_head(self, tag, start):
+        if not self.allow_functions:
+            raise T7FunctionError(
+                'the file holds a serialized Lua function (bytecode); pynn never runs code from a '
+                'file and refuses functions by default: pass allow_functions=True to load them as '
+                'inert pynn.serialization.LuaFunction objects', start)
+        node = _Func()
+        node.offset = start
+        node.tag = tag
+        n = self.r.int('function size')
+        if n < 0:
+            raise T7FormatError('negative function size %d' % n, self.r.pos - 4)
+        node.code = self.r.raw(n, 'function bytecode')
+        return node
+
+    def _torch(self, start):
+        r = self.r
+        node = _Torch()
+        node.offset = start
+        self.objects.append(node)
+        self.nodes.append(node)
+        vpos = r.pos
+        head = self._string_field('version string')
+        if head.startswith(b'V '):
+            try:
+                version = float(head[2:].decode('ascii'))
+                if not math.isfinite(version):
+                    raise ValueError
+            except (UnicodeDecodeError, ValueError):
+                raise T7FormatError('bad version string %r' % head[:40], vpos) from None
+            version = _number(version)
+            npos = r.pos
+            name = self._string_field('class name')
+        else:   # written before versions existed: the class name comes first
+            version, npos, name = 0, vpos, head
+        try:
+            name = name.decode('ascii')
+            if not _CLASS_NAME.match(name):
+                raise ValueError
+        except (UnicodeDecodeError, ValueError):
+            raise T7FormatError('bad version string or class name %r' % name[:40], npos) from None
+        node.name, node.version = name, version
+        spec = TYPES.get(name)
+        if spec is not None:
+            node.what, node.kind, node.device = spec
+            if node.what == 'storage':
+                n = r.long('storage size')
+                if n < 0:
+                    raise T7FormatError('negative storage size %d' % n, r.pos - r.long_size)
+                node.payload = r.array(node.kind, n, '%s of %d elements' % (name, n))
+                return node
+            dpos = r.pos
+            ndim = r.int('tensor dimension count')
+            if not 0 <= ndim <= MAX_DIMS:
+                raise T7FormatError('tensor with %d dimensions (0..%d supported)' % (ndim, MAX_DIMS), dpos)
+            r.need((2 * ndim + 1) * r.long_size, 'tensor sizes and strides')
+            node.size = tuple(r.longs(ndim, 'tensor sizes'))
+            node.stride = tuple(r.longs(ndim, 'tensor strides'))
+            node.soffset = r.long('tensor storage offset') - 1
+            node.payload = yield
+            return node
+        if name in _UNREADABLE or (name.startswith('torch.') and name.endswith(('Tensor', 'Storage'))):
+            raise T7FormatError('unsupported Torch type %r' % name, npos)
+        if name in ('tds.Vec', 'tds.Hash'):
+            node.what = name
+            spos = r.pos
+            n = r.long(name + ' size')
+            if n < 0:
+                raise T7FormatError('negative %s size %d' % (name, n), spos)
+            per = 1 if name == 'tds.Vec' else 2
+            r.need(per * n * r.min_object, 'a %s of %d elements' % (name, n))
+            items = []
+            for _ in range(per * n):
+                items.append((yield))
+            node.payload = items
+            return node
+        node.what = 'object'
+        node.payload = yield
+        return node
+
+
+# --- building: nodes -> Python objects ----------------------------------------------------------
+def _val(x):
+    return x.obj if isinstance(x, _Node) else x
+
+
+def _is_list(items):
+    n = len(items)
+    keys = set()
+    for k, _ in items:
+        if type(k) is not int or not 1 <= k <= n:
+            return False
+        keys.add(k)
+    return len(keys) == n
+
+
+def _looks_like_module(name, payload):
+    if name.startswith(('nn.', 'cudnn.', 'cunn.', 'nngraph.')):
+        return True
+    if isinstance(payload, _Table):
+        return any(k in ('output', 'gradInput') for k, _ in payload.items)
+    return False
+
+
+def _str_keyed(items):
+    return all(isinstance(k, str) for k, _ in items)
+
+
+class _Classes:
+    """Lua class name -> pynn class: pynn.nn.registry(), and pynn.cudnn's registry (if that
+    package exists and has one) only when a file names a cudnn.* class."""
+
+    def __init__(self):
+        from . import nn
+        self.reg = dict(nn.registry())
+        self.cudnn_done = False
+
+    def get(self, name):
+        if name.startswith('cudnn.') and not self.cudnn_done:
+            self.cudnn_done = True
+            try:
+                import importlib
+                cudnn = importlib.import_module(__package__ + '.cudnn')
+                for k, v in cudnn.registry().items():
+                    self.reg.setdefault(k, v)
+            except Exception:   # no pynn.cudnn (or no CUDA): cudnn.* load as generic modules
+                pass
+        return self.reg.get(name)
+
+
+class _Builder:
+    def __init__(self, nodes):
+        self.nodes = nodes
+        self.classes = _Classes()
+
+    def build(self, root):
+        nodes = self.nodes
+        for node in nodes:
+            self._shell(node)
+        for node in nodes:
+            if isinstance(node, _Table):
+                self._fill_table(node)
+            elif isinstance(node, _Func):
+                node.obj.upvalues = _val(node.upvalues)
+            elif node.what in ('tds.Vec', 'tds.Hash'):
+                self._fill_tds(node)
+        for node in nodes:
+            if isinstance(node, _Torch) and node.what == 'tensor':
+                self._fill_tensor(node)
+        known = []
+        for node in nodes:
+            if isinstance(node, _Torch) and node.what == 'object':
+                if self._fill_object(node):
+                    known.append(node)
+        for node in known:
+            _upgrade(node)
+        return _val(root)
+
+    def _shell(self, node):
+        if isinstance(node, _Table):
+            node.obj = [] if _is_list(node.items) else {}
+        elif isinstance(node, _Func):
+            node.obj = LuaFunction(node.code, None, node.tag)
+        elif node.what == 'storage':
+            node.obj = Storage(data=node.payload, dtype=node.payload.dtype, device='cpu')
+        elif node.what == 'tensor':
+            node.obj = Tensor(kind=node.kind, device='cpu')
+        elif node.what == 'tds.Vec':
+            node.obj = TdsVec()
+        elif node.what == 'tds.Hash':
+            node.obj = TdsHash()
+        else:
+            cls = self.classes.get(node.name)
+            payload = node.payload
+            if cls is not None:
+                try:
+                    node.obj = cls.__new__(cls)
+                except Exception as e:  # a class that cannot be made empty
+                    raise T7FormatError('cannot make an instance of %s: %s' % (node.name, e), node.offset) from None
+            elif _looks_like_module(node.name, payload) and (
+                    not isinstance(payload, _Table) or _str_keyed(payload.items)):
+                node.obj = UnknownModule.__new__(UnknownModule)
+            else:
+                node.obj = TorchObject.__new__(TorchObject)
+
+    def _fill_table(self, node):
+        obj = node.obj
+        if isinstance(obj, list):
+            for _, v in sorted(node.items, key=lambda kv: kv[0]):
+                obj.append(_val(v))
+            return
+        for k, v in node.items:
+            key = _key(_val(k))
+            if key in obj:
+                raise T7FormatError('table has the key %r twice (Lua true/1 and false/0 cannot both be '
+                                    'keys of one table in pynn)' % (key,), node.offset)
+            obj[key] = _val(v)
+
+    def _fill_tds(self, node):
+        items = [_val(x) for x in node.payload]
+        if node.what == 'tds.Vec':
+            node.obj.extend(items)
+            return
+        for i in range(0, len(items), 2):
+            key = _key(items[i])
+            if key is None:
+                raise T7FormatError('tds.Hash key is nil', node.offset)
+            node.obj[key] = items[i + 1]
+
+    def _fill_tensor(self, node):
+        t, size, stride, off = node.obj, node.size, node.stride, node.soffset
+        st = _val(node.payload)
+        where = node.offset
+        if any(s < 0 for s in size) or any(s < 0 for s in stride) or off < 0:
+            raise T7FormatError('%s with a negative size, stride or offset (size %s, stride %s, offset %d)'
+                                % (node.name, size, stride, off + 1), where)
+        if st is None:
+            n = 1
+            for s in size:
+                n *= s
+            if size and n:
+                raise T7FormatError('%s of %d elements has no storage' % (node.name, n), where)
+            t._size, t._stride, t._offset = size, stride, off
+            return
+        want = _NAMES[('storage', node.kind, node.device)]
+        pnode = node.payload
+        if not isinstance(st, Storage) or not isinstance(pnode, _Torch) or pnode.name != want:
+            raise T7FormatError('%s has a storage of type %s, expected %s'
+                                % (node.name, getattr(pnode, 'name', type(st).__name__), want), where)
+        if off + _extent(size, stride) > st.size():
+            raise T7FormatError('%s view (offset %d, size %s, stride %s) does not fit its storage of %d '
+                                'elements' % (node.name, off + 1, size, stride, st.size()), where)
+        t.set(st, off + 1, size, stride)
+
+    def _fill_object(self, node):
+        """Fill a torch object's fields; True when it is an instance of a pynn class."""
+        obj = node.obj
+        fields = _val(node.payload)
+        if isinstance(fields, list) and not fields:
+            fields = {}
+        named = isinstance(fields, dict) and all(isinstance(k, str) for k in fields)
+        if named:
+            bad = [k for k in fields if k.startswith('_pynn')]
+            if bad:
+                raise T7FormatError('%s has a field named %r: names starting with _pynn are reserved'
+                                    % (node.name, bad[0]), node.offset)
+        if isinstance(obj, (TorchObject, UnknownModule)):
+            obj.__dict__['_pynn_typename'] = node.name
+            obj.__dict__['_pynn_version'] = node.version
+            if named:
+                obj.__dict__.update(fields)
+            else:
+                obj.__dict__['_pynn_payload'] = fields
+            return False
+        if not named:
+            raise T7FormatError('%s: its fields are not a table of named fields (got %s)'
+                                % (node.name, type(fields).__name__), node.offset)
+        obj.__dict__.update(fields)
+        return True
+
+
+def _key(k):
+    if isinstance(k, (list, dict)):
+        return TableKey(k)
+    return k
+
+
+# --- upgrades of fields written by older nn versions (Lua nn's back-compatibility code) ----------
+def _up_padding(d, version):
+    if 'padding' in d:
+        d['padW'] = d['padH'] = d.pop('padding')
+
+
+def _up_conv(d, version):
+    if 'padding' in d:
+        d['padW'] = d['padH'] = d.pop('padding')
+    else:
+        d.setdefault('padW', 0)
+        d.setdefault('padH', 0)
+    for f in ('weight', 'gradWeight'):
+        w = d.get(f)
+        if isinstance(w, Tensor) and w.dim() == 2:
+            d[f] = w.view(d['nOutputPlane'], d['nInputPlane'], d['kH'], d['kW'])
+
+
+def _up_batchnorm(d, version):
+    if version < 2 and isinstance(d.get('running_std'), Tensor):
+        std = d.pop('running_std')
+        var = std.clone()
+        a = var.numpy()
+        a[...] = a ** -2 - d.get('eps', 1e-5)
+        d['running_var'] = var
+
+
+def _up_maxpool(d, version):
+    d.setdefault('ceil_mode', False)
+    d.setdefault('padW', 0)
+    d.setdefault('padH', 0)
+
+
+def _up_avgpool(d, version):
+    if d.get('ceil_mode') is None:
+        d['ceil_mode'] = False
+        d['count_include_pad'] = True
+        d['padW'] = 0
+        d['padH'] = 0
+    d.setdefault('divide', False)   # old files: the sum, not the mean (Lua: `if not self.divide`)
+
+
+def _up_volmaxpool(d, version):
+    if version < 2:
+        d['ceil_mode'] = False
+
+
+def _up_inplace(d, version):
+    d.setdefault('inplace', False)
+
+
+def _up_hardtanh(d, version):
+    d.setdefault('min_val', -1)
+    d.setdefault('max_val', 1)
+    d.setdefault('inplace', False)
+
+
+def _up_dropout(d, version):
+    d.setdefault('v2', False)   # files from before v2: scale at evaluation, not in training
+    d.setdefault('inplace', False)
+    d.setdefault('stochastic_inference', False)
+
+
+def _up_fullconv(d, version):
+    d.setdefault('adjW', 0)
+    d.setdefault('adjH', 0)
+
+
+def _up_gradrev(d, version):
+    if version < 2:
+        d['lambda'] = 1
+
+
+def _up_lookup(d, version):
+    if not d.get('shouldScaleGradByFreq'):
+        d['shouldScaleGradByFreq'] = False
+
+
+def _up_concat(d, version):
+    if d.get('outputSize') is None:
+        d['outputSize'] = Storage(0, np.int64)
+
+
+# Used for classes without their own `read(file, version)` hook (Lua's read metamethod).
+UPGRADES = {
+    'nn.SpatialConvolution': _up_conv,
+    'nn.SpatialConvolutionMM': _up_padding,
+    'nn.SpatialDepthWiseConvolution': _up_padding,
+    'nn.BatchNormalization': _up_batchnorm,
+    'nn.SpatialBatchNormalization': _up_batchnorm,
+    'nn.VolumetricBatchNormalization': _up_batchnorm,
+    'nn.SpatialMaxPooling': _up_maxpool,
+    'nn.SpatialAveragePooling': _up_avgpool,
+    'nn.VolumetricMaxPooling': _up_volmaxpool,
+    'nn.Threshold': _up_inplace,
+    'nn.ReLU': _up_inplace,
+    'nn.HardTanh': _up_hardtanh,
+    'nn.Dropout': _up_dropout,
+    'nn.SpatialFullConvolution': _up_fullconv,
+    'nn.GradientReversal': _up_gradrev,
+    'nn.LookupTable': _up_lookup,
+    'nn.Concat': _up_concat,
+    'nn.DepthConcat': _up_concat,
+}
+
+
+def _upgrade(node):
+    obj = node.obj
+    d = obj.__dict__
+    hook = getattr(type(obj), 'read', None)
+    if callable(hook):   # the class's own Lua-style hook: read(file, version) after the fields
+        fn = lambda d, version: obj.read(None, version)  # noqa: E731
+    else:
+        fn = UPGRADES.get(node.name)
+    if fn is not None:
+        try:
+            fn(d, node.version)
+        except Exception as e:   # fields of the wrong kind: the file is not a sane module
+            raise T7FormatError('%s: its fields could not be upgraded from an older nn version (%s: %s)'
+                                % (node.name, type(e).__name__, e), node.offset) from None
+    t = d.get('_type')
+    if isinstance(t, str) and t in TYPES and TYPES[t][2] == 'cuda':
+        _, kind, _ = TYPES[t]
+        d['_type'] = _NAMES[(TYPES[t][0], kind, 'cpu')]
+
+
+# --- reading: public API ------------------------------------------------------------------------
+def _detect_mode(data):
+    """A binary file starts with a type tag 0..8 as a little-endian int32: bytes 0x00..0x08;
+    an ascii file with the tag as text."""
+    if data[:1].isdigit() or (data[:1] in (b'+', b'-', b' ', b'\t', b'\n', b'\r', b'\v', b'\f')
+                              and b'\x00' not in data[:4]):
+        return 'ascii'
+    return 'binary'
+
+
+def loads(data, mode='auto', allow_functions=False):
+    """Load one object from the bytes of a .t7 file. See `load`."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError('loads expects bytes, got %s' % type(data).__name__)
+    return _load_buffer(bytes(data), mode, allow_functions)
+
+
+def _load_buffer(data, mode, allow_functions):
+    """data: bytes or an mmap (arrays are copied out of it, never kept as views)."""
+    if mode == 'auto':
+        mode = _detect_mode(data)
+    if mode in ('binary', 'b64'):
+        reader = _BinaryReader(data, 8)
+    elif mode == 'b32':
+        reader = _BinaryReader(data, 4)
+    elif mode == 'ascii':
+        reader = _AsciiReader(data)
+    else:
+        raise ValueError("mode must be 'auto', 'binary', 'b64', 'b32' or 'ascii', got %r" % (mode,))
+    parser = _Parser(reader, allow_functions)
+    root = parser.parse()
+    reader.check_end()
+    return _Builder(parser.nodes).build(root)
+
+
+def load(path_or_file, mode='auto', allow_functions=False):
+    """Load a file written by Lua Torch's torch.save (or by pynn.save).
+
+    path_or_file: a path, or a binary file object (anything with .read()).
+    mode: 'auto' (ascii when the file starts with a digit, else binary), 'binary' (= 'b64':
+        8-byte longs, Linux x86_64), 'b32' (4-byte longs) or 'ascii'.
+    allow_functions: serialized Lua functions are refused by default (T7FunctionError), since
+        a model from an untrusted source has no business holding code. True loads them as
+        inert LuaFunction objects (bytecode kept as bytes). pynn never runs them either way.
+
+    Raises T7FormatError (with the byte offset) for anything malformed or unsupported.
+    """
+    if isinstance(path_or_file, (str, os.PathLike)):
+        with open(path_or_file, 'rb') as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                return loads(b'', mode=mode, allow_functions=allow_functions)
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)   # no second copy of big files
+        try:
+            return _load_buffer(mm, mode, allow_functions)
+        finally:
+            try:
+                mm.close()
+            except BufferError:   # a view still alive (only after an error): the GC closes it
+                pass
+    if hasattr(path_or_file, 'read'):
+        data = path_or_file.read()
+        if isinstance(data, str):
+            raise TypeError('load needs a file opened in binary mode (rb)')
+    else:
+        raise TypeError('load expects a path or a binary file object, got %s' % type(path_or_file).__name__)
+    return loads(data, mode=mode, allow_functions=allow_functions)
+
+
+# --- writing -------------------------------------------------------------------------------------
+class _BinaryWriter:
+    def __init__(self):
+        self.chunks = []
+
+    def int(self, v):
+        self.chunks.append(_I32.pack(v))
+
+    def long(self, v):
+        self.chunks.append(_I64.pack(v))
+
+    def longs(self, vs):
+        self.chunks.append(np.asarray(vs, dtype='<i8').tobytes())
+
+    def double(self, v):
+        self.chunks.append(_F64.pack(v))
+
+    def raw(self, b):
+        self.chunks.append(bytes(b))
+
+    def array(self, arr, kind):
+        arr = np.ascontiguousarray(arr).astype(np.dtype(arr.dtype).newbyteorder('<'), copy=False)
+        self.chunks.append(arr.reshape(-1).view(np.uint8))   # no copy of the data until written
+
+    def getvalue(self):
+        return b''.join(self.chunks)
+
+    def writeto(self, f):
+        for chunk in self.chunks:
+            f.write(chunk)
+
+
+_ASCII_FORMATS = {'Short': '%d', 'Int': '%d', 'Long': '%d', 'Float': '%.9g', 'Half': '%.9g',
+                  'Double': '%.17g'}
+
+
+class _AsciiWriter(_BinaryWriter):
+    """The layout of THDiskFile in ascii mode with auto-spacing."""
+
+    def _line(self, texts):
+        if texts:
+            self.chunks.append((' '.join(texts) + '\n').encode('ascii'))
+
+    def int(self, v):
+        self._line(['%d' % v])
+
+    long = int
+
+    def longs(self, vs):
+        self._line(['%d' % v for v in vs])
+
+    def double(self, v):
+        self._line([_c_float('%.17g', v)])
+
+    def raw(self, b):
+        if len(b):
+            self.chunks.append(bytes(b) + b'\n')
+
+    def array(self, arr, kind):
+        if kind in ('Byte', 'Char'):
+            self.raw(arr.tobytes())
+            return
+        fmt = _ASCII_FORMATS[kind]
+        vals = arr.tolist()
+        self._line([_c_float(fmt, v) for v in vals] if arr.dtype.kind == 'f' else [fmt % v for v in vals])
+
+
+def _c_float(fmt, v):
+    return fmt % v   # Python's %g prints inf/nan as C's printf does
+
+
+def _is_module_like(obj):
+    return isinstance(obj, (Module, Criterion, TorchObject)) or \
+        isinstance(getattr(type(obj), '__typename__', None), str)
+
+
+_OPTIMIZED = ('__memoryOptimized', '_pynn_backward_disabled', '_pynn_getParameters_disabled', '_pynn_arena')
+
+
+def _version_text(v):
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return 'V %s' % (v if isinstance(v, int) else '%.14g' % v)
+
+
+class _Writer:
+    def __init__(self, emit):
+        self.e = emit
+        self.memo = {}     # id(obj) -> reference index
+        self.keep = []     # keeps written objects alive so that their ids stay unique
+        self.count = 0
+
+    def run(self, root):
+        stack = [self._object(root, 'obj')]
+        while stack:
+            try:
+                child = next(stack[-1])
+            except StopIteration:
+                stack.pop()
+                continue
+            stack.append(self._object(*child))
+
+    def _new_ref(self, obj, tag):
+        """Write tag and reference index; True when obj was written before (index only)."""
+        e = self.e
+        e.int(tag)
+        index = self.memo.get(id(obj))
+        if index is not None:
+            e.int(index)
+            return True
+        self.count += 1
+        self.memo[id(obj)] = self.count
+        self.keep.append(obj)
+        e.int(self.count)
+        return False
+
+    def _string(self, s):
+        b = s.encode('utf-8') if isinstance(s, str) else bytes(s)
+        self.e.int(len(b))
+        self.e.raw(b)
+
+    def _torch_head(self, version, name):
+        self._string(_version_text(version))
+        self._string(name)
+
+    def _object(self, obj, path):
+        e = self.e
+        if obj is None:
+            e.int(TYPE_NIL)
+            return
+        if isinstance(obj, (bool, np.bool_)):
+            e.int(TYPE_BOOLEAN)
+            e.int(1 if obj else 0)
+            return
+        if isinstance(obj, (numbers.Integral, float, np.floating)):
+            e.int(TYPE_NUMBER)
+            e.double(_to_double(obj, path))
+            return
+        if isinstance(obj, (str, bytes, bytearray)):
+            e.int(TYPE_STRING)
+            try:
+                self._string(obj)
+            except UnicodeEncodeError as err:
+                raise ValueError('cannot save the string at %s: %s' % (path, err)) from None
+            return
+        if isinstance(obj, tuple):   # a fresh table each time: no reference
+            e.int(TYPE_TABLE)
+            self.count += 1
+            e.int(self.count)
+            e.int(len(obj))
+            for i, v in enumerate(obj):
+                e.int(TYPE_NUMBER)
+                e.double(float(i + 1))
+                yield v, '%s[%d]' % (path, i)
+            return
+        if isinstance(obj, LuaFunction):
+            if obj.tag == TYPE_FUNCTION:
+                e.int(TYPE_FUNCTION)
+            elif self._new_ref(obj, obj.tag):
+                return
+            e.int(len(obj.bytecode))
+            e.raw(obj.bytecode)
+            yield obj.upvalues, path + '.upvalues'
+            return
+        if isinstance(obj, (TdsVec, TdsHash)):
+            if self._new_ref(obj, TYPE_TORCH):
+                return
+            name = 'tds.Vec' if isinstance(obj, TdsVec) else 'tds.Hash'
+            self._torch_head(LUA_VERSIONS[name], name)
+            e.long(len(obj))
+            if isinstance(obj, TdsVec):
+                for i, v in enumerate(obj):
+                    yield v, '%s[%d]' % (path, i)
+            else:
+                for k, v in obj.items():
+                    yield _unkey(k, path), path + '<key>'
+                    yield v, '%s[%r]' % (path, k)
+            return
+        if isinstance(obj, list):
+            if self._new_ref(obj, TYPE_TABLE):
+                return
+            e.int(len(obj))
+            for i, v in enumerate(obj):
+                e.int(TYPE_NUMBER)
+                e.double(float(i + 1))
+                yield v, '%s[%d]' % (path, i)
+            return
+        if isinstance(obj, dict):
+            if self._new_ref(obj, TYPE_TABLE):
+                return
+            e.int(len(obj))
+            for k, v in obj.items():
+                yield _unkey(k, path), path + '<key>'
+                yield v, '%s.%s' % (path, k) if isinstance(k, str) else '%s[%r]' % (path, k)
+            return
+        if isinstance(obj, Tensor):
+            if obj.is_meta():
+                raise ValueError('cannot save the meta tensor at %s: it has no data' % path)
+            if self._new_ref(obj, TYPE_TORCH):
+                return
+            self._torch_head(1, _NAMES[('tensor', obj._kind, obj.device)])
+            size, stride = obj.size(), obj.stride()
+            e.int(len(size))
+            e.longs(size)
+            e.longs(stride)
+            e.long(obj.storageOffset())
+            yield obj.storage(), path + '.storage'
+            return
+        if isinstance(obj, Storage):
+            if obj.data is None:
+                raise ValueError('cannot save the meta storage at %s: it has no data' % path)
+            if self._new_ref(obj, TYPE_TORCH):
+                return
+            kind = backend.kind_of_dtype(obj.dtype)
+            self._torch_head(1, _NAMES[('storage', kind, obj.device)])
+            data = obj.data
+            if backend.array_module(data) is not np:
+                data = data.get()
+            e.long(obj.size())
+            e.array(data, kind)
+            return
+        if _is_module_like(obj):
+            d = obj.__dict__
+            for flag in _OPTIMIZED:
+                if d.get(flag):
+                    raise ValueError(
+                        'refusing to save %s (at %s): it was changed by optnet.optimizeMemory (%s is set), '
+                        'and a file of it would not load as a working network; call '
+                        'pynn.optnet.removeOptimization(net) first' % (_typename(obj), path, flag))
+            if self._new_ref(obj, TYPE_TORCH):
+                return
+            name = _typename(obj)
+            if isinstance(obj, (TorchObject, UnknownModule)):
+                version = d.get('_pynn_version', 1)
+            else:   # Lua's rawget(metatable, '__version'): the class's own, not inherited
+                version = LUA_VERSIONS.get(name, type(obj).__dict__.get('__version__', 1))
+            self._torch_head(version, name)
+            if '_pynn_payload' in d:
+                yield d['_pynn_payload'], path
+                return
+            fields = {}
+            for k, v in d.items():
+                if not isinstance(k, str):
+                    raise TypeError('cannot save %s at %s: field name %r is not a string' % (name, path, k))
+                if not k.startswith('_pynn'):
+                    fields[k] = v
+            yield fields, path
+            return
+        if isinstance(obj, np.ndarray):
+            raise TypeError('cannot save a numpy array (at %s): make it a tensor with pynn.from_numpy' % path)
+        raise TypeError('cannot save an object of type %s (at %s): Torch files hold nil, numbers, '
+                        'booleans, strings, tables (lists, dicts), tensors, storages and torch classes'
+                        % (type(obj).__name__, path))
+
+
+def _typename(obj):
+    name = obj.__typename__
+    if not isinstance(name, str) or not _CLASS_NAME.match(name):
+        raise TypeError('cannot save %s: bad class name %r' % (type(obj).__name__, name))
+    return name
+
+
+def _unkey(k, path):
+    if isinstance(k, TableKey):
+        return k.table
+    if k is None:
+        raise TypeError('cannot save a table with a None key (at %s)' % path)
+    if isinstance(k, float) and k != k:
+        raise TypeError('cannot save a table with a NaN key (at %s)' % path)
+    return k
+
+
+def _to_double(x, path):
+    if isinstance(x, numbers.Integral):
+        x = int(x)
+        try:
+            d = float(x)
+        except OverflowError:
+            d = None
+        if d is None or int(d) != x:
+            raise ValueError('cannot save the integer %d (at %s): Lua numbers are doubles and this one '
+                             'would not survive the trip' % (x, path))
+        return d
+    return float(x)
+
+
+def _serialize(obj, mode):
+    if mode == 'binary':
+        emit = _BinaryWriter()
+    elif mode == 'ascii':
+        emit = _AsciiWriter()
+    else:
+        raise ValueError("mode must be 'binary' or 'ascii', got %r" % (mode,))
+    _Writer(emit).run(obj)
+    return emit
+
+
+def dumps(obj, mode='binary'):
+    """The bytes of a .t7 file holding obj. See `save`."""
+    return _serialize(obj, mode).getvalue()
+
+
+def save(path_or_file, obj, mode='binary'):
+    """Write obj as Lua Torch's torch.save(path, obj[, mode]) would: the same type names,
+    layouts and reference sharing, so that Lua's torch.load (and pynn.load) read it back.
+
+    mode: 'binary' (default; little-endian, 8-byte longs) or 'ascii'.
+    The whole file is built in memory first: on any error (an unwritable value, a network
+    optimized by optnet, ...) nothing is written.
+    """
+    if not isinstance(path_or_file, (str, os.PathLike)) and not hasattr(path_or_file, 'write'):
+        raise TypeError('save expects a path or a binary file object, got %s' % type(path_or_file).__name__)
+    if isinstance(path_or_file, io.TextIOBase):
+        raise TypeError('save needs a file opened in binary mode (wb)')
+    emit = _serialize(obj, mode)   # everything checked before the file is touched
+    if isinstance(path_or_file, (str, os.PathLike)):
+        with open(path_or_file, 'wb') as f:
+            emit.writeto(f)
+    else:
+        emit.writeto(path_or_file)
+

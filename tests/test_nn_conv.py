@@ -1,0 +1,406 @@
+"""nn.SpatialConvolution / nn.SpatialConvolutionMM vs PyTorch (float64, 1e-10), Jacobians,
+THNN buffer shapes, allocation bound, float32 and meta tensors."""
+import gc
+import math
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+
+import pynn
+from pynn import nn
+from pynn.nn import functional as F
+
+TOL = 1e-10
+
+
+def T(a):
+    return pynn.from_numpy(np.ascontiguousarray(a))
+
+
+def th(t):
+    return torch.from_numpy(t.numpy().copy())
+
+
+def w4(m):
+    w = m.weight.numpy()
+    return w.reshape(m.nOutputPlane, m.nInputPlane, m.kH, m.kW)
+
+
+def make(cls, nIn, nOut, kW, kH, dW, dH, padW, padH, bias=True):
+    m = cls(nIn, nOut, kW, kH, dW, dH, padW, padH)
+    if not bias:
+        m.noBias()
+    return m
+
+
+def torch_ref(m, x, go, scale=1.0):
+    xt = th(x).requires_grad_(True)
+    wt = torch.from_numpy(w4(m).copy()).requires_grad_(True)
+    bias = m.__dict__.get('bias')
+    bt = th(bias).requires_grad_(True) if bias is not None else None
+    y = TF.conv2d(xt, wt, bt, stride=(m.dH, m.dW), padding=(m.padH, m.padW))
+    y.backward(th(go))
+    return (y.detach().numpy(), xt.grad.numpy(), scale * wt.grad.numpy(),
+            None if bt is None else scale * bt.grad.numpy())
+
+
+def random_configs(n, seed):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        kW, kH = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+        dW, dH = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        padW, padH = int(rng.integers(0, 3)), int(rng.integers(0, 3))
+        iW = int(rng.integers(max(1, kW - 2 * padW), 11))
+        iH = int(rng.integers(max(1, kH - 2 * padH), 11))
+        nIn, nOut = int(rng.integers(1, 5)), int(rng.integers(1, 6))
+        batch = int(rng.integers(0, 4))  # 0: non-batch 3-D input
+        out.append((nIn, nOut, kW, kH, dW, dH, padW, padH, iH, iW, batch, bool(i % 3), i % 2))
+    return out
+
+
+# stride 1 with oW == iW takes the flat-shift im2col/col2im path: cover it and its edges
+SAME = [(2, 3, 3, 3, 1, 1, 1, 1, 6, 5, 2, True, 0), (3, 2, 5, 5, 1, 1, 2, 2, 4, 7, 0, True, 1),
+        (2, 2, 1, 1, 1, 1, 0, 0, 5, 3, 2, False, 0), (1, 3, 3, 5, 1, 1, 1, 2, 1, 1, 3, True, 0),
+        (2, 4, 3, 2, 1, 1, 1, 0, 2, 6, 1, True, 1), (3, 3, 5, 3, 1, 1, 2, 2, 9, 2, 2, True, 0),
+        (2, 2, 3, 4, 1, 2, 1, 1, 7, 4, 2, True, 1)]
+
+
+@pytest.mark.parametrize('cfg', random_configs(40, 1) + SAME)
+def test_vs_torch(cfg):
+    nIn, nOut, kW, kH, dW, dH, padW, padH, iH, iW, batch, bias, mm = cfg
+    cls = nn.SpatialConvolutionMM if mm else nn.SpatialConvolution
+    m = make(cls, nIn, nOut, kW, kH, dW, dH, padW, padH, bias)
+    rng = np.random.default_rng(7)
+    shape = (batch, nIn, iH, iW) if batch else (nIn, iH, iW)
+    x = T(rng.standard_normal(shape))
+    y = m.forward(x)
+    oH = (iH + 2 * padH - kH) // dH + 1
+    oW = (iW + 2 * padW - kW) // dW + 1
+    go = T(rng.standard_normal(y.size()))
+    m.zeroGradParameters()
+    gi = m.backward(x, go, 0.5)
+    xb = x if batch else T(x.numpy()[None])
+    gb = go if batch else T(go.numpy()[None])
+    ry, rgi, rgw, rgb = torch_ref(m, xb, gb, 0.5)
+    if not batch:
+        ry, rgi = ry[0], rgi[0]
+    assert y.size() == ((batch,) if batch else ()) + (nOut, oH, oW)
+    np.testing.assert_allclose(y.numpy(), ry, atol=TOL, rtol=0)
+    np.testing.assert_allclose(gi.numpy(), rgi, atol=TOL, rtol=0)
+    np.testing.assert_allclose(m.gradWeight.numpy().reshape(rgw.shape), rgw, atol=TOL, rtol=0)
+    if bias:
+        np.testing.assert_allclose(m.gradBias.numpy(), rgb, atol=TOL, rtol=0)
+    else:
+        assert 'bias' not in m.__dict__ and 'gradBias' not in m.__dict__
+    # accumulation: a second accGradParameters adds the same amount again
+    gw1 = m.gradWeight.numpy().copy()
+    m.accGradParameters(x, go, 0.5)
+    np.testing.assert_allclose(m.gradWeight.numpy(), 2 * gw1, atol=TOL, rtol=0)
+
+
+def test_bigger_vs_torch_and_stride_pad():
+    rng = np.random.default_rng(3)
+    for cls in (nn.SpatialConvolution, nn.SpatialConvolutionMM):
+        m = cls(6, 7, 3, 5, 2, 1, 2, 1)
+        x = T(rng.standard_normal((3, 6, 13, 11)))
+        y = m.forward(x)
+        go = T(rng.standard_normal(y.size()))
+        m.zeroGradParameters()
+        gi = m.backward(x, go)
+        ry, rgi, rgw, rgb = torch_ref(m, x, go)
+        np.testing.assert_allclose(y.numpy(), ry, atol=TOL, rtol=0)
+        np.testing.assert_allclose(gi.numpy(), rgi, atol=TOL, rtol=0)
+        np.testing.assert_allclose(m.gradWeight.numpy().reshape(rgw.shape), rgw, atol=TOL, rtol=0)
+        np.testing.assert_allclose(m.gradBias.numpy(), rgb, atol=TOL, rtol=0)
+
+
+def test_noncontiguous_input_and_gradoutput():
+    rng = np.random.default_rng(4)
+    m = nn.SpatialConvolution(3, 4, 3, 3, 1, 1, 1, 1)
+    base = T(rng.standard_normal((2, 3, 9, 7)))
+    x = base.transpose(3, 4)  # 2x3x7x9, not contiguous
+    assert not x.isContiguous()
+    y = m.forward(x)
+    gbase = T(rng.standard_normal((2, 4, 9, 7)))
+    go = gbase.transpose(3, 4)
+    m.zeroGradParameters()
+    gi = m.backward(x, go)
+    ry, rgi, rgw, rgb = torch_ref(m, x.contiguous(), go.contiguous())
+    np.testing.assert_allclose(y.numpy(), ry, atol=TOL, rtol=0)
+    np.testing.assert_allclose(gi.numpy(), rgi, atol=TOL, rtol=0)
+    np.testing.assert_allclose(m.gradWeight.numpy(), rgw, atol=TOL, rtol=0)
+    # THNN makes its own contiguous copies; no extra fields appear (Lua 2017 has no makeContiguous)
+    assert '_input' not in m.__dict__ and '_gradOutput' not in m.__dict__
+
+
+# ----------------------------------------------------------------------------- Jacobians
+def jacobian_input(m, x, eps=1e-6):
+    xa = x.numpy()
+    n_in = xa.size
+    y = m.forward(x).numpy().copy()
+    n_out = y.size
+    num = np.zeros((n_in, n_out))
+    flat = xa.reshape(-1)
+    for i in range(n_in):
+        old = flat[i]
+        flat[i] = old + eps
+        yp = m.forward(x).numpy().reshape(-1).copy()
+        flat[i] = old - eps
+        ym = m.forward(x).numpy().reshape(-1).copy()
+        flat[i] = old
+        num[i] = (yp - ym) / (2 * eps)
+    ana = np.zeros((n_in, n_out))
+    m.forward(x)
+    go = pynn.Tensor(*y.shape)
+    for j in range(n_out):
+        go.zero()
+        go.numpy().reshape(-1)[j] = 1
+        ana[:, j] = m.updateGradInput(x, go).numpy().reshape(-1)
+    return num, ana
+
+
+def jacobian_param(m, x, param, gparam, eps=1e-6):
+    pa = param.numpy().reshape(-1)
+    y = m.forward(x).numpy().copy()
+    num = np.zeros((pa.size, y.size))
+    for i in range(pa.size):
+        old = pa[i]
+        pa[i] = old + eps
+        yp = m.forward(x).numpy().reshape(-1).copy()
+        pa[i] = old - eps
+        ym = m.forward(x).numpy().reshape(-1).copy()
+        pa[i] = old
+        num[i] = (yp - ym) / (2 * eps)
+    ana = np.zeros_like(num)
+    m.forward(x)
+    go = pynn.Tensor(*y.shape)
+    for j in range(y.size):
+        go.zero()
+        go.numpy().reshape(-1)[j] = 1
+        gparam.zero()
+        m.accGradParameters(x, go, 1)
+        ana[:, j] = gparam.numpy().reshape(-1)
+    return num, ana
+
+
+@pytest.mark.parametrize('cls', [nn.SpatialConvolution, nn.SpatialConvolutionMM])
+@pytest.mark.parametrize('batch', [False, True])
+def test_jacobian(cls, batch):
+    rng = np.random.default_rng(11)
+    m = cls(2, 3, 3, 2, 2, 1, 1, 1)
+    shape = (2, 2, 5, 4) if batch else (2, 5, 4)
+    x = T(rng.standard_normal(shape))
+    num, ana = jacobian_input(m, x)
+    assert np.abs(num - ana).max() < 1e-7
+    num, ana = jacobian_param(m, x, m.weight, m.gradWeight)
+    assert np.abs(num - ana).max() < 1e-7
+    num, ana = jacobian_param(m, x, m.bias, m.gradBias)
+    assert np.abs(num - ana).max() < 1e-7
+
+
+# ----------------------------------------------------------------------------- fields, buffers
+def test_fields_and_weight_shapes():
+    m = nn.SpatialConvolution(3, 8, 5, 3)
+    assert (m.dW, m.dH, m.padW, m.padH) == (1, 1, 0, 0)
+    assert m.weight.size() == (8, 3, 3, 5) and m.gradWeight.size() == (8, 3, 3, 5)
+    assert m.bias.size() == (8,) and m.gradBias.size() == (8,)
+    assert 'finput' not in m.__dict__ and 'fgradInput' not in m.__dict__
+    mm = nn.SpatialConvolutionMM(3, 8, 5, 3, 2, 2, 1)
+    assert mm.padH == 1 and mm.padW == 1
+    assert mm.weight.size() == (8, 45) and mm.gradWeight.size() == (8, 45)
+    assert nn.SpatialConvolution.__typename__ == 'nn.SpatialConvolution'
+    assert nn.SpatialConvolutionMM.__typename__ == 'nn.SpatialConvolutionMM'
+    assert not isinstance(mm, nn.SpatialConvolution)
+
+
+def test_tostring():
+    assert str(nn.SpatialConvolution(3, 16, 3, 3, 1, 1, 1, 1)) == 'nn.SpatialConvolution(3 -> 16, 3x3, 1,1, 1,1)'
+    assert str(nn.SpatialConvolution(3, 16, 5, 3)) == 'nn.SpatialConvolution(3 -> 16, 5x3)'
+    assert str(nn.SpatialConvolution(3, 16, 3, 3, 2, 2)) == 'nn.SpatialConvolution(3 -> 16, 3x3, 2,2)'
+    assert str(nn.SpatialConvolutionMM(3, 16, 3, 3, 1, 1, 2, 0)) == 'nn.SpatialConvolutionMM(3 -> 16, 3x3, 1,1, 2,0)'
+    assert str(nn.SpatialConvolution(3, 4, 3, 3).noBias()) == 'nn.SpatialConvolution(3 -> 4, 3x3) without bias'
+
+
+def test_reset():
+    m = nn.SpatialConvolution(4, 6, 3, 2)
+    stdv = 1 / math.sqrt(3 * 2 * 4)
+    assert np.abs(m.weight.numpy()).max() <= stdv and np.abs(m.bias.numpy()).max() <= stdv
+    assert np.abs(m.weight.numpy()).max() > stdv / 2
+    m.reset(0.01)
+    lim = 0.01 * math.sqrt(3)
+    assert np.abs(m.weight.numpy()).max() <= lim and np.abs(m.bias.numpy()).max() <= lim
+    m.noBias().reset(0.1)
+    assert np.abs(m.weight.numpy()).max() <= 0.1 * math.sqrt(3)
+    assert m.parameters()[0] == [m.weight]
+
+
+@pytest.mark.parametrize('cls', [nn.SpatialConvolution, nn.SpatialConvolutionMM])
+def test_buffer_shapes(cls):
+    m = cls(3, 5, 3, 2, 2, 1, 1, 0)
+    x = pynn.randn(4, 3, 9, 10)
+    m.forward(x)
+    oH, oW = (9 - 2) // 1 + 1, (10 + 2 - 3) // 2 + 1
+    assert m.output.size() == (4, 5, oH, oW)
+    assert m.finput.size() == (4, 3 * 3 * 2, oH * oW)
+    assert m.finput.type() == x.type()
+    # fgradInput exists (empty, no storage) after forward; THNN resizes it in updateGradInput
+    assert m.fgradInput.nElement() == 0 and m.fgradInput.storage() is None
+    m.backward(x, pynn.randn(*m.output.size()))
+    assert m.fgradInput.size() == m.finput.size()
+    assert m.gradInput.size() == x.size()
+    # non-batch
+    m.forward(pynn.randn(3, 9, 10))
+    assert m.finput.size() == (18, oH * oW)
+    assert m.output.size() == (5, oH, oW)
+    # finput really holds the unfolded input (THNN's row order c*kH*kW + ky*kW + kx)
+    x3 = pynn.randn(3, 9, 10)
+    m.forward(x3)
+    ref = TF.unfold(th(x3)[None], (2, 3), padding=(0, 1), stride=(1, 2))[0].numpy()
+    np.testing.assert_array_equal(m.finput.numpy(), ref)
+
+
+def test_buffers_share_storage_growth():
+    m = nn.SpatialConvolution(2, 2, 3, 3)
+    m.forward(pynn.randn(2, 2, 6, 6))
+    st = m.finput.storage()
+    m.forward(pynn.randn(4, 2, 8, 8))
+    assert m.finput.storage() is st  # resized in place
+
+
+def test_clear_state_and_type():
+    m = nn.SpatialConvolution(2, 3, 3, 3)
+    x = pynn.randn(2, 2, 5, 5)
+    m.forward(x)
+    m.backward(x, pynn.randn(2, 3, 3, 3))
+    m.clearState()
+    assert m.finput.nElement() == 0 and m.fgradInput.nElement() == 0 and m.output.nElement() == 0
+    m.forward(x)
+    f = m.finput
+    m.float()
+    assert m.finput is not f and m.finput.type() == 'torch.FloatTensor' and m.finput.nElement() == 0
+    assert m.weight.type() == 'torch.FloatTensor'
+    y = m.forward(x.float())
+    assert y.type() == 'torch.FloatTensor' and m.finput.type() == 'torch.FloatTensor'
+
+
+def test_back_compat_padding_and_2d_weight():
+    rng = np.random.default_rng(5)
+    m = nn.SpatialConvolution(2, 3, 3, 3, 1, 1, 0, 0)
+    ref = nn.SpatialConvolution(2, 3, 3, 3, 1, 1, 1, 1)
+    ref.weight.copy(m.weight)
+    ref.bias.copy(m.bias)
+    # an old file: `padding` field, weight and gradWeight stored 2-D, no padW/padH
+    del m.__dict__['padW'], m.__dict__['padH']
+    m.padding = 1
+    m.weight = m.weight.view(3, 18)
+    m.gradWeight = m.gradWeight.view(3, 18)
+    x = T(rng.standard_normal((2, 5, 5)))
+    y = m.forward(x)
+    np.testing.assert_allclose(y.numpy(), ref.forward(x).numpy(), atol=TOL, rtol=0)
+    assert 'padding' not in m.__dict__ and m.padW == 1 and m.padH == 1
+    assert m.weight.size() == (3, 2, 3, 3) and m.gradWeight.size() == (3, 2, 3, 3)
+    mm = nn.SpatialConvolutionMM(2, 3, 3, 3)
+    mm.padding = 1
+    mm.forward(x)
+    assert mm.output.size() == (3, 5, 5) and 'padding' not in mm.__dict__
+
+
+def test_bad_input():
+    m = nn.SpatialConvolution(3, 4, 3, 3)
+    good = pynn.randn(2, 3, 6, 6)
+    y0 = m.forward(good).numpy().copy()
+    fin = m.finput.size()
+    bad = [pynn.randn(3, 6), pynn.randn(1, 2, 3, 6, 6), pynn.randn(2, 5, 6, 6),
+           pynn.randn(3, 2, 2), pynn.FloatTensor(2, 3, 6, 6), [good]]
+    for b in bad:
+        with pytest.raises(ValueError, match='nn.SpatialConvolution'):
+            m.forward(b)
+        assert m.finput.size() == fin and m.output.size() == (2, 4, 4, 4)
+    with pytest.raises(ValueError, match='gradOutput'):
+        m.backward(good, pynn.randn(2, 4, 5, 5))
+    np.testing.assert_array_equal(m.forward(good).numpy(), y0)
+    m.backward(good, pynn.randn(2, 4, 4, 4))
+    with pytest.raises(ValueError, match='input planes'):
+        nn.SpatialConvolutionMM(3, 4, 3, 3).forward(pynn.randn(4, 6, 6))
+
+
+def module_storage_bytes(m):
+    seen = {}
+    for v in m.__dict__.values():
+        if isinstance(v, pynn.Tensor) and v.storage() is not None:
+            seen[id(v.storage())] = v.storage().nbytes()
+    return sum(seen.values())
+
+
+@pytest.mark.parametrize('cls', [nn.SpatialConvolution, nn.SpatialConvolutionMM])
+def test_allocations_second_pass(cls):
+    m = cls(16, 32, 3, 3, 1, 1, 1, 1)
+    x = pynn.randn(8, 16, 24, 24)
+    go = pynn.randn(8, 32, 24, 24)
+    m.forward(x)
+    m.backward(x, go)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        m.forward(x)
+        m.backward(x, go)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    total = module_storage_bytes(m)
+    assert peak < 0.1 * total, (peak, total)
+
+
+def test_float32():
+    rng = np.random.default_rng(8)
+    m = nn.SpatialConvolution(3, 4, 3, 3, 2, 2, 1, 1)
+    md = nn.SpatialConvolution(3, 4, 3, 3, 2, 2, 1, 1)
+    md.weight.copy(m.weight)
+    md.bias.copy(m.bias)
+    m.float()
+    x = rng.standard_normal((2, 3, 8, 7))
+    go = rng.standard_normal((2, 4, 4, 4))
+    y = m.forward(T(x.astype(np.float32)))
+    assert y.type() == 'torch.FloatTensor' and y.numpy().dtype == np.float32
+    gi = m.backward(T(x.astype(np.float32)), T(go.astype(np.float32)))
+    assert gi.numpy().dtype == np.float32 and m.finput.numpy().dtype == np.float32
+    np.testing.assert_allclose(y.numpy(), md.forward(T(x)).numpy(), atol=1e-5)
+    np.testing.assert_allclose(gi.numpy(), md.backward(T(x), T(go)).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize('cls', [nn.SpatialConvolution, nn.SpatialConvolutionMM])
+def test_meta(cls):
+    real = cls(3, 5, 3, 3, 2, 2, 1, 1)
+    meta = cls(3, 5, 3, 3, 2, 2, 1, 1).type('torch.MetaDoubleTensor')
+    for shape in [(2, 3, 8, 9), (3, 7, 7)]:
+        x = pynn.randn(*shape)
+        xm = pynn.MetaDoubleTensor(*shape)
+        real.forward(x)
+        real.backward(x, pynn.randn(*real.output.size()))
+        ym = meta.forward(xm)
+        assert ym.is_meta() and ym.size() == real.output.size()
+        meta.backward(xm, pynn.MetaDoubleTensor(*ym.size()))
+        for f in ('output', 'gradInput', 'finput', 'fgradInput'):
+            a, b = real.__dict__[f], meta.__dict__[f]
+            assert a.size() == b.size(), f
+            assert a.storage().size() == b.storage().size(), f
+
+
+def test_functional_im2col_matches_unfold():
+    rng = np.random.default_rng(9)
+    for (kH, kW, dH, dW, pH, pW) in [(3, 3, 1, 1, 1, 1), (2, 4, 2, 3, 1, 2), (5, 1, 1, 2, 2, 0)]:
+        x = rng.standard_normal((2, 3, 7, 8))
+        oH, oW = F.conv_output_size(7, 8, kH, kW, dH, dW, pH, pW)
+        cols = np.full((2, 3 * kH * kW, oH * oW), np.nan)
+        F.im2col(x, cols.reshape(2, 3, kH, kW, oH, oW), kH, kW, dH, dW, pH, pW)
+        ref = TF.unfold(torch.from_numpy(x), (kH, kW), padding=(pH, pW), stride=(dH, dW)).numpy()
+        np.testing.assert_array_equal(cols, ref)
+        back = np.zeros_like(x)
+        F.col2im_add(cols.reshape(2, 3, kH, kW, oH, oW), back, kH, kW, dH, dW, pH, pW)
+        rb = TF.fold(torch.from_numpy(ref), (7, 8), (kH, kW), padding=(pH, pW), stride=(dH, dW)).numpy()
+        np.testing.assert_allclose(back, rb, atol=TOL, rtol=0)
