@@ -339,7 +339,7 @@ def _parse_float(tok):
 class _AsciiReader:
     """Torch's ascii mode (THDiskFile with auto-spacing): numbers as text separated by spaces,
     each write ending with a newline; chars (strings, byte storages) raw, then a newline."""
-    long_size = 8
+    long_size = 1    # the fewest bytes a long takes here (one digit): for bounds checks
     min_object = 1
 
     def __init__(self, data):

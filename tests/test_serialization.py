@@ -287,6 +287,32 @@ def test_tensor_views_and_shared_storages():
     assert got['a']['t'].storage() is got['b'][0].storage()
 
 
+def test_storage_shared_in_the_file():
+    # two tensors of a Lua file whose second storage is a reference to the first one's
+    st = storage(3, 'torch.FloatStorage', np.arange(6, dtype='<f4'))
+    t1 = tensor(2, 'torch.FloatTensor', (2, 3), (3, 1), 1, st)
+    t2 = tensor(4, 'torch.FloatTensor', (3,), (2,), 2, i32(4) + i32(3))
+    a, b = loads(table(1, (number(1), t1), (number(2), t2)))
+    assert a.storage() is b.storage()
+    assert b.tolist() == [1, 3, 5]
+    a.numpy()[0, 1] = 10
+    assert b.tolist() == [10, 3, 5]
+    a2, b2 = rt([a, b])
+    assert a2.storage() is b2.storage() and b2.tolist() == [10, 3, 5]
+
+
+def test_public_names():
+    assert pynn.T7FormatError is T7FormatError and issubclass(T7FormatError, ValueError)
+    assert pynn.load is pynn.serialization.load and pynn.save is pynn.serialization.save
+
+
+def test_class_names_are_only_looked_up_never_imported():
+    obj = loads(torch_head(1, 'os.system') + table(2, (string('cmd'), string('rm -rf /'))))
+    assert type(obj) is TorchObject and obj.torch_typename() == 'os.system' and obj.cmd == 'rm -rf /'
+    with pytest.raises(NotImplementedError):
+        obj.forward()
+
+
 def test_empty_and_odd_tensors():
     e = rt(pynn.Tensor())
     assert e.dim() == 0 and e.storage() is None and e.type() == 'torch.DoubleTensor'

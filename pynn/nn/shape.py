@@ -10,7 +10,7 @@ import numpy as np
 from .. import backend
 from ..storage import Storage
 from ..tensor import Tensor, generator
-from .module import Module, clear, describe
+from .module import Module, clear
 
 
 def _prod(seq):

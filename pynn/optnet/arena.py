@@ -19,6 +19,7 @@ overlapping its neighbours, and the first forward after each (re)plan checks tha
 planned tensor still lies inside its slot.
 """
 import copy
+import heapq
 import warnings
 
 import numpy as np
@@ -53,18 +54,31 @@ def _align(n, a):
     return -(-n // a) * a
 
 
-def place(sizes, lo, hi, order):
-    """Offsets (elements) for buffers given sizes and live spans, visiting them in `order`;
-    each goes into the smallest gap (among placed buffers whose spans intersect its own)
-    that holds it, else on top. Returns (offsets, arena size)."""
+def peak(sizes, lo, hi):
+    """The largest total size of buffers live in one span (the liveness lower bound)."""
+    ev = {}
+    for s, a, b in zip(sizes, lo, hi):
+        ev[a] = ev.get(a, 0) + s
+        ev[b + 1] = ev.get(b + 1, 0) - s
+    cur = top = 0
+    for t in sorted(ev):
+        cur += ev[t]
+        top = max(top, cur)
+    return top
+
+
+def greedy(sizes, lo, hi, order):
+    """TFLite's greedy by size: visit buffers in `order`; each goes into the smallest gap,
+    among the placed buffers whose spans intersect its own, that holds it, else on top of
+    them. Returns (offsets, arena size)."""
     n = len(sizes)
     offs = np.zeros(n, dtype=np.int64)
     p_lo = np.empty(n, dtype=np.int64)
     p_hi = np.empty(n, dtype=np.int64)
     p_off = np.empty(n, dtype=np.int64)
     p_end = np.empty(n, dtype=np.int64)
-    k = 0
-    top = 0
+    big = np.iinfo(np.int64).max
+    k = top = 0
     for i in order:
         s, a, b = sizes[i], lo[i], hi[i]
         off = 0
@@ -82,8 +96,7 @@ def place(sizes, lo, hi, order):
                 gaps = o - starts
                 ok = gaps >= s
                 if ok.any():
-                    j = int(np.argmin(np.where(ok, gaps, np.iinfo(np.int64).max)))
-                    off = int(starts[j])
+                    off = int(starts[int(np.argmin(np.where(ok, gaps, big)))])
                 else:
                     off = int(reach[-1])
         offs[i] = off
@@ -93,56 +106,139 @@ def place(sizes, lo, hi, order):
     return offs, top
 
 
-def place_buffers(buffers):
-    """Set b.offset for buffers of one type; return the arena size in elements."""
-    if not buffers:
-        return 0
-    itemsize = buffers[0].itemsize
-    a = max(1, ALIGN_BYTES // itemsize)
-    sizes = [_align(b.size, a) for b in buffers]
-    lo = [b.lo for b in buffers]
-    hi = [b.hi for b in buffers]
-    idx = range(len(buffers))
-    orders = (sorted(idx, key=lambda i: (-sizes[i], lo[i], i)),          # greedy by size
-              sorted(idx, key=lambda i: (-sizes[i], -(hi[i] - lo[i]), i)),
-              sorted(idx, key=lambda i: (lo[i], -sizes[i], i)))          # by first use
+def skyline(sizes, lo, hi, spans, prio):
+    """Bottom-up best fit (Burke et al.'s strip packing, as Sekiyama et al. 2018 apply it to
+    DNN memory): take the lowest (then leftmost) stretch of time of the skyline of placed
+    buffers, put there the unplaced buffer of highest `prio` whose lifetime lies within the
+    stretch; when none does, raise the stretch to its lower neighbour. (offsets, arena size)."""
+    n = len(sizes)
+    S = np.asarray(sizes, dtype=np.int64)
+    L = np.asarray(lo, dtype=np.int64)
+    H = np.asarray(hi, dtype=np.int64)
+    P = np.asarray(prio, dtype=np.float64)
+    off = np.zeros(n, dtype=np.int64)
+    idx = np.arange(n)
+    end, height, prev, nxt = {0: spans - 1}, {0: 0}, {0: None}, {0: None}
+    heap = [(0, 0)]
+
+    def merge(a):  # merge stretch a with neighbours of its height; its (new) start
+        p = prev[a]
+        if p is not None and height[p] == height[a]:
+            end[p] = end[a]
+            nx = nxt[p] = nxt[a]
+            if nx is not None:
+                prev[nx] = p
+            del end[a], height[a], prev[a], nxt[a]
+            a = p
+        nx = nxt[a]
+        if nx is not None and height[nx] == height[a]:
+            end[a] = end[nx]
+            nn = nxt[a] = nxt[nx]
+            if nn is not None:
+                prev[nn] = a
+            del end[nx], height[nx], prev[nx], nxt[nx]
+        return a
+
+    left = n
+    while left:
+        h, a = heapq.heappop(heap)
+        if height.get(a) != h:
+            continue  # stale entry
+        b = end[a]
+        sel = idx[(L[idx] >= a) & (H[idx] <= b)]
+        if sel.size:
+            i = int(sel[np.argmax(P[sel])])
+            off[i] = h
+            idx = idx[idx != i]
+            left -= 1
+            li, hi_ = int(L[i]), int(H[i])
+            p, nx = prev[a], nxt[a]
+            parts = []
+            if li > a:
+                parts.append((a, li - 1, h))
+            parts.append((li, hi_, h + int(S[i])))
+            if hi_ < b:
+                parts.append((hi_ + 1, b, h))
+            del end[a], height[a], prev[a], nxt[a]
+            last = p
+            for s0, e0, h0 in parts:
+                end[s0], height[s0], prev[s0], nxt[s0] = e0, h0, last, None
+                if last is not None:
+                    nxt[last] = s0
+                last = s0
+            nxt[last] = nx
+            if nx is not None:
+                prev[nx] = last
+            merge(li)
+            for s0, _, _ in parts:
+                if s0 in height:
+                    heapq.heappush(heap, (height[s0], s0))
+        else:
+            height[a] = min(height[q] for q in (prev[a], nxt[a]) if q is not None)
+            a = merge(a)
+            heapq.heappush(heap, (height[a], a))
+    return off, (int((off + S).max()) if n else 0)
+
+
+def place_all(sizes, lo, hi, spans):
+    """Offsets (same unit as sizes) for buffers with sizes and live spans [lo, hi]: the
+    smallest arena among greedy by size (three orders) and skyline best fit (three
+    priorities), stopping early at the lower bound. Returns (offsets, arena size, bound)."""
+    n = len(sizes)
+    if not n:
+        return np.zeros(0, dtype=np.int64), 0, 0
+    bound = peak(sizes, lo, hi)
+    S = np.asarray(sizes, dtype=np.float64)
+    life = np.asarray(hi, dtype=np.float64) - np.asarray(lo, dtype=np.float64) + 1
+    idx = range(n)
+    tries = (
+        lambda: greedy(sizes, lo, hi, sorted(idx, key=lambda i: (-sizes[i], lo[i], i))),
+        lambda: skyline(sizes, lo, hi, spans, life * (S.max() + 1) + S),
+        lambda: skyline(sizes, lo, hi, spans, S * life),
+        lambda: skyline(sizes, lo, hi, spans, S * (life.max() + 1) + life),
+        lambda: greedy(sizes, lo, hi, sorted(idx, key=lambda i: (-sizes[i], lo[i] - hi[i], i))),
+        lambda: greedy(sizes, lo, hi, sorted(idx, key=lambda i: (lo[i], -sizes[i], i))),
+    )
     best = None
-    for order in orders:
-        offs, top = place(sizes, lo, hi, order)
+    for make in tries:
+        offs, top = make()
         if best is None or top < best[1]:
             best = (offs, top)
-    offs, top = best
-    for b, o in zip(buffers, offs):
-        b.offset = int(o)
-    return int(top)
+        if top <= bound:
+            break
+    return best[0], best[1], bound
 
 
 class Plan:
-    """Placed buffers, as plain data (paths, no tensors): `arenas` maps a type key to
-    (dtype, elements); `entries` lists (path, type key, 0-based element offset in the arena,
-    size, stride) for every planned tensor; `slots` maps a path to (type key, slot start, slot
-    end) in elements; `schedule` is the (frozen) liveness it was made from."""
+    """Placed buffers, as plain data (paths, no tensors). All types share one arena of
+    `nbytes` bytes (typed views of one raw buffer); `dtypes` maps a type key to its dtype;
+    `entries` lists (path, type key, 0-based element offset in the typed view, size, stride)
+    for every planned tensor; `slots` maps a path to (type key, slot start, slot end) in
+    elements; `schedule` is the (frozen) liveness it was made from."""
 
     def __init__(self, schedule):
         self.schedule = schedule
-        self.arenas = {}
+        bs = schedule.buffers
+        sizes = [_align(b.nbytes, ALIGN_BYTES) for b in bs]
+        offs, top, self.aligned_bound = place_all(sizes, [b.lo for b in bs], [b.hi for b in bs],
+                                                  schedule.spans)
+        self.nbytes = int(top)
+        self.dtypes = {}
         self.entries = []
         self.slots = {}
-        for key, bs in sorted(schedule.by_type().items()):
-            n = place_buffers(bs)
-            self.arenas[key] = (np.dtype(bs[0].storage.dtype), n)
-            for b in bs:
-                for t, path, off, size, stride in b.members:
-                    self.entries.append((path, key, b.offset + off, size, stride))
-                    self.slots[path] = (key, b.offset, b.offset + b.size)
+        for b, o in zip(bs, offs):
+            item = b.itemsize
+            key = type_key(b.storage)
+            self.dtypes[key] = np.dtype(b.storage.dtype)
+            b.offset = int(o) // item
+            for t, path, off, size, stride in b.members:
+                self.entries.append((path, key, b.offset + off, size, stride))
+                self.slots[path] = (key, b.offset, b.offset + b.size)
         _freeze(schedule)
-
-    def nbytes(self):
-        return sum(n * dt.itemsize for dt, n in self.arenas.values())
 
     def signature(self):
         """What a plan is, independent of the network object it was made on."""
-        return (sorted((k, v[1]) for k, v in self.arenas.items()), sorted(self.entries))
+        return self.nbytes, sorted(self.entries)
 
 
 class _StorageInfo:
@@ -176,7 +272,10 @@ class ArenaState:
         self.template = None     # that input's structure: nested lists of (kind, sizes)
         self.plan = None
         self.plans = {}          # input signature -> Plan (the last few)
-        self.arenas = {}         # type key -> ArenaStorage
+        self.raw = None          # the arena's bytes (an ndarray; None on meta)
+        self.raw_size = 0
+        self.device = None
+        self.arenas = {}         # type key -> ArenaStorage viewing raw
         self.verified = False
         self.busy = False
         self.meta = None         # meta copy of the network, made on the first replan
@@ -192,7 +291,10 @@ class ArenaState:
         new = ArenaState(self.mode, self.reuse_buffers, self.rule)
         new.sig, new.template, new.plan = self.sig, self.template, self.plan
         new.plans = dict(self.plans)
+        # the copied tensors hold copies of the typed views (one copy per type: they no
+        # longer share bytes, which is still sound); the next replan makes one raw arena again
         new.arenas = copy.deepcopy(self.arenas, memo)
+        new.raw, new.raw_size, new.device = None, self.raw_size, self.device
         new.verified, new.meta_ok = self.verified, self.meta_ok
         return new
 
@@ -219,8 +321,31 @@ def _meta_from(template):
     return [_meta_from(v) for v in template]
 
 
+def new_arena(nbytes, device):
+    """A zeroed raw byte buffer of nbytes on device, 64-byte aligned (None on meta)."""
+    xp = backend.xp_for(device)
+    if xp is None:
+        return None
+    if xp is np:
+        raw = np.zeros(nbytes + ALIGN_BYTES, dtype=np.uint8)
+        shift = (-raw.ctypes.data) % ALIGN_BYTES
+        return raw[shift:shift + nbytes]
+    return xp.zeros(nbytes, dtype=np.uint8)
+
+
+def typed_views(raw, nbytes, dtypes, device):
+    """One ArenaStorage per type, all viewing the same raw bytes."""
+    out = {}
+    for key, dt in dtypes.items():
+        if raw is None:
+            out[key] = ArenaStorage(nbytes // dt.itemsize, dt, device)
+        else:
+            out[key] = ArenaStorage(0, dt, device, data=raw.view(dt))
+    return out
+
+
 def apply_plan(net, state, plan):
-    """Point every planned tensor of net at its offset in the arena of its type."""
+    """Point every planned tensor of net at its offset in the arena."""
     mods = net.listModules()
     resolved = []
     for e in plan.entries:
@@ -228,14 +353,14 @@ def apply_plan(net, state, plan):
         if t is None:
             raise RuntimeError('optnet arena: no tensor at %s' % liveness.describe_path(mods, e[0]))
         resolved.append(t)
-    arenas = {}
-    for (path, key, off, size, stride), t in zip(plan.entries, resolved):
-        if key not in arenas:
-            dtype, n = plan.arenas[key]
-            cur = state.arenas.get(key)
-            if cur is None or cur.size() != max(n, 1) or cur.device != t._device:
-                cur = ArenaStorage(max(n, 1), dtype, t._device)
-            arenas[key] = cur
+    device = resolved[0]._device if resolved else 'cpu'
+    nbytes = max(plan.nbytes, ALIGN_BYTES)
+    if state.raw_size == nbytes and state.device == device and set(state.arenas) >= set(plan.dtypes):
+        arenas = state.arenas
+    else:
+        raw = new_arena(nbytes, device)
+        arenas = typed_views(raw, nbytes, plan.dtypes, device)
+        state.raw, state.raw_size, state.device = raw, nbytes, device
     # tensors the old plan placed and the new one does not: back to their own storage
     if state.plan is not None and state.plan is not plan:
         for path in state.plan.slots:

@@ -16,9 +16,9 @@ from ..tensor import Tensor
 from ..nn.module import Module, tracing
 from . import liveness
 from .apply import set_inplace
-from .arena import ArenaState, Plan, meta_copy, _meta_from, _template, _memo_skip, _detach_planned
+from .arena import ALIGN_BYTES as ALIGN, ArenaState, ArenaStorage, Plan, meta_copy, _meta_from, _template, _memo_skip, _detach_planned
 from .memory import storages_by_category, CATEGORIES
-from .trace import recursive_clone, tensors_of
+from .trace import forward_schedule, recursive_clone, tensors_of
 
 MiB = 1048576.0
 MODES = ('inference', 'training')
@@ -51,29 +51,35 @@ def _check(net, input, who):
                         % (who, type(input).__name__))
 
 
+def _prepare(copy_net, input, o):
+    """Set in-place flags on a copy as optimizeMemory would (only where it is safe)."""
+    if copy_net.__dict__.get('__memoryOptimized') or not o['inplace']:
+        return
+    _, steps = forward_schedule(copy_net, input)
+    set_inplace(copy_net, True, steps, o['mode'], list(tensors_of(input)))
+
+
 def schedule_of(net, input, o):
-    """The Schedule of net on input's sizes with options o, traced on a meta copy (the
-    network itself is not run, changed or re-planned)."""
-    clone = meta_copy(net, o['reuseBuffers'])
-    state = clone.__dict__.get('__memoryOptimized')
-    if not state:
-        set_inplace(clone, o['inplace'])
-    pooled = liveness.pooled_fields(clone, o['reuseBuffers'])
-    _detach_planned(clone, pooled)
+    """The Schedule of net on input's sizes with options o (the in-place flags optimizeMemory
+    would set included), traced on a meta copy: the network is not run, changed or re-planned.
+    Where a layer cannot run on the meta device, a real copy is traced instead."""
+    pooled = liveness.pooled_fields(net, o['reuseBuffers'])
     try:
-        return liveness.analyse(clone, _meta_from(_template(input)), o['mode'], o['needs'], pooled=pooled)
+        clone = meta_copy(net, o['reuseBuffers'])
+        sample = _meta_from(_template(input))
+        _prepare(clone, sample, o)
+        _detach_planned(clone, pooled)
+        return liveness.analyse(clone, sample, o['mode'], o['needs'], pooled=pooled)
     except Exception:
-        # a layer without meta support: trace a real copy instead
         memo = {}
         _memo_skip(net, memo)
         real = copy.deepcopy(net, memo)
         for m in real.listModules():
             m.__dict__.pop('_pynn_backward_disabled', None)
-        if not real.__dict__.get('__memoryOptimized'):
-            set_inplace(real, o['inplace'])
+        sample = _rebuild(input, iter([t.clone() for t in tensors_of(input)]))
+        _prepare(real, sample, o)
         _detach_planned(real, pooled)
-        sample = [t.clone() for t in tensors_of(input)]
-        return liveness.analyse(real, _rebuild(input, iter(sample)), o['mode'], o['needs'], pooled=pooled)
+        return liveness.analyse(real, sample, o['mode'], o['needs'], pooled=pooled)
 
 
 def _rebuild(x, it):
@@ -102,14 +108,15 @@ class PlanReport:
         self.mode, self.needs, self.applied = s.mode, s.rule, applied
         self.spans = s.spans
         self.rows = []
-        for b in sorted(s.buffers, key=lambda b: (liveness.type_key(b.storage), b.offset, b.lo)):
+        for b in sorted(s.buffers, key=lambda b: (b.offset * b.itemsize, b.lo)):
             self.rows.append({'label': b.label, 'category': b.category, 'type': liveness.type_key(b.storage),
                               'bytes': b.nbytes, 'first': b.lo, 'last': b.hi,
                               'offset': b.offset * b.itemsize, 'tensors': len(b.members)})
-        self.arenas = {k: n * dt.itemsize for k, (dt, n) in plan.arenas.items()}
+        self.types = sorted(plan.dtypes)
         self.lower_bounds = s.lower_bound(per_type=True)
         self.lower_bound = s.lower_bound()
-        self.arena_bytes = plan.nbytes()
+        self.aligned_bound = plan.aligned_bound
+        self.arena_bytes = plan.nbytes
         self.options = dict(o)
 
     @property
@@ -119,7 +126,8 @@ class PlanReport:
     def as_dict(self):
         return {'mode': self.mode, 'needs': self.needs, 'applied': self.applied, 'spans': self.spans,
                 'arena_bytes': self.arena_bytes, 'lower_bound': self.lower_bound, 'ratio': self.ratio,
-                'arenas': self.arenas, 'lower_bounds': self.lower_bounds, 'buffers': self.rows}
+                'aligned_lower_bound': self.aligned_bound, 'types': self.types,
+                'lower_bounds_per_type': self.lower_bounds, 'buffers': self.rows}
 
     def json(self, **kw):
         return json.dumps(self.as_dict(), **kw)
@@ -130,8 +138,8 @@ class PlanReport:
         lines = ['optnet arena plan (%s, needs=%s, %d spans%s): arena %.3f MiB, lower bound %.3f MiB, '
                  'ratio %.4f' % (self.mode, self.needs, self.spans, '' if self.applied else ', not applied',
                                  self.arena_bytes / MiB, self.lower_bound / MiB, self.ratio)]
-        for k, n in sorted(self.arenas.items()):
-            lines.append('  arena %-8s %12d bytes (lower bound %d)' % (k, n, self.lower_bounds.get(k, 0)))
+        lines.append('  one arena of %d bytes for %s (lower bound %d; %d with %d-byte aligned sizes)'
+                     % (self.arena_bytes, ', '.join(self.types), self.lower_bound, self.aligned_bound, ALIGN))
         lines.append('  %-44s %-10s %-8s %12s %12s %7s %7s' % ('storage (first tenant)', 'category', 'type',
                                                               'offset', 'bytes', 'first', 'last'))
         for r in self.rows:
@@ -177,30 +185,34 @@ def arena_memory(net, input=None, mode=None):
             net.backward(input, recursive_clone(out))
         state = net.__dict__['_pynn_arena']
     arenas = set(id(a) for a in state.arenas.values())
+    shared = state.raw is not None      # typed views of one raw buffer: count its bytes once
     sizes, counted = {}, set()
     for cat, stores in storages_by_category(net).items():
         total = 0
         for k, st in stores.items():
             if k in arenas:
-                if k in counted:
+                if (shared and counted) or k in counted:
                     continue
                 counted.add(k)
+                total += state.raw_size if shared else st.size() * st.elementSize()
+                continue
             total += st.size() * st.elementSize()
         sizes[cat] = total
     sizes['total_size'] = sum(sizes[c] for c in CATEGORIES)
-    sizes['arena'] = sum(a.size() * a.elementSize() for a in state.arenas.values())
+    sizes['arena'] = state.raw_size if shared else sum(a.size() * a.elementSize() for a in state.arenas.values())
     sizes['lower_bound'] = state.plan.schedule.lower_bound()
     return sizes
 
 
 # --- checks --------------------------------------------------------------------------------------
 def _slots(net, state):
-    """Per buffer of the applied plan: (lo, hi, arena, byte start, byte end) of the bytes its
-    tensors actually view now (read from the tensors, not from the planner's numbers)."""
+    """Per buffer of the applied plan: (lo, hi, arena storage, byte start, byte end, label) of
+    the bytes its tensors view now (read from the tensors, not from the planner's numbers).
+    All typed arenas view one raw buffer, so byte positions are comparable across types."""
     mods = net.listModules()
     out = []
     for b in state.plan.schedule.buffers:
-        lo_b, hi_b, arena = None, None, None
+        lo_b = hi_b = arena = None
         for _, path, _, _, _ in b.members:
             t = liveness.resolve(mods, path)
             if t is None or t._storage is None or t.nElement() == 0:
@@ -219,12 +231,13 @@ def _slots(net, state):
 
 
 def overlaps(net):
-    """Pairs (label, label) of buffers that are live in a common span and whose tensors
-    share bytes in the arena, after the net ran (empty when the plan is sound)."""
+    """Pairs (label, label) of buffers live in a common span whose tensors share bytes of the
+    arena, read from the network's tensors as they are now (empty when the plan is sound)."""
     state = net.__dict__.get('_pynn_arena')
     if not isinstance(state, ArenaState):
         raise ValueError('overlaps: the network is not arena-optimized')
     slots = _slots(net, state)
+    shared = state.raw is not None
     bad = []
     if not slots:
         return bad
@@ -232,9 +245,9 @@ def overlaps(net):
     hi = np.array([s[1] for s in slots])
     a = np.array([s[3] for s in slots])
     e = np.array([s[4] for s in slots])
-    st = np.array([id(s[2]) for s in slots])
+    mem = np.array([0 if shared and isinstance(s[2], ArenaStorage) else id(s[2]) for s in slots])
     for i in range(len(slots)):
-        hit = (lo <= hi[i]) & (hi >= lo[i]) & (a < e[i]) & (e > a[i]) & (st == st[i])
+        hit = (lo <= hi[i]) & (hi >= lo[i]) & (a < e[i]) & (e > a[i]) & (mem == mem[i])
         hit[:i + 1] = False
         for j in np.nonzero(hit)[0]:
             bad.append((slots[i][5], slots[j][5]))
@@ -242,32 +255,22 @@ def overlaps(net):
 
 
 class _Poisoner:
-    """A tracer that, at every event, fills every arena byte that no live buffer holds with
-    NaN (float arenas) or -1 (integer arenas): a planner that let a buffer die too early makes
-    the network read poison."""
+    """A tracer that overwrites a buffer's bytes with 0xFF (NaN for floats, -1 for integers)
+    at the event that starts its first span (before its first write) and at the event that
+    follows its last span (after its last read): a liveness that starts a buffer too late or
+    ends it too early makes the network compute with poison."""
 
-    def __init__(self, slots, arenas):
+    def __init__(self, slots, raw):
         self.clock = 0
-        self.slots = slots
-        self.arenas = arenas
-        self.starts = {}
-        for s in slots:
-            self.starts.setdefault(s[0], []).append(s)
+        self.raw = raw
+        self.at = {}
+        for lo, hi, st, a, e, _ in slots:
+            self.at.setdefault(lo, []).append((a, e))
+            self.at.setdefault(hi + 1, []).append((a, e))
 
     def _poison(self):
-        t = self.clock
-        for arena in self.arenas:
-            data = arena.data
-            if data is None:
-                continue
-            item = data.dtype.itemsize
-            keep = np.zeros(data.shape[0] + 1, dtype=np.int32)
-            for lo, hi, st, a, e, _ in self.slots:
-                if st is arena and lo <= t <= hi:
-                    keep[a // item] += 1
-                    keep[-(-e // item)] -= 1
-            free = np.cumsum(keep[:-1]) == 0
-            data[free] = np.nan if data.dtype.kind == 'f' else -1
+        for a, e in self.at.get(self.clock, ()):
+            self.raw[a:e] = 0xFF
 
     def enter(self, m, name, args):
         self._poison()
@@ -287,11 +290,11 @@ def _copy(t):
 
 def replay(net, input, gradOutput=None, poison=True):
     """Run an arena-optimized net's schedule again (forward, and backward with gradOutput in
-    training; a copy of the output when None), after checking that no two buffers live in a
-    common span share bytes; with poison, every arena byte not held by a live buffer is
-    overwritten at every event. Returns (output, gradInput or None) as lists of ndarray copies
-    (None on the meta device); a plan whose
-    liveness is right gives the same values as without poison."""
+    training, a copy of the output when None) after checking that no two buffers live in a
+    common span share bytes (overlaps); with poison, each buffer's bytes are overwritten just
+    before its first span and just after its last. Returns (output, gradInput or None) as
+    lists of ndarray copies (None on the meta device): with a sound liveness they equal the
+    unpoisoned results bit for bit."""
     state = net.__dict__.get('_pynn_arena')
     if not isinstance(state, ArenaState):
         raise ValueError('replay: the network is not arena-optimized')
@@ -299,22 +302,20 @@ def replay(net, input, gradOutput=None, poison=True):
     bad = overlaps(net)
     if bad:
         raise AssertionError('simultaneously live buffers overlap: %s' % bad[:5])
-    slots = _slots(net, state)
-    tracer = _Poisoner(slots, list(state.arenas.values())) if poison else None
-    gin = None
+    tracer = None
+    if poison and state.raw is not None:
+        tracer = _Poisoner(_slots(net, state), state.raw)
 
     def run():
-        out = net.forward(input)
-        out = [_copy(t) for t in tensors_of(out)]
+        out = [_copy(t) for t in tensors_of(net.forward(input))]
         if state.mode == 'training':
             g = gradOutput if gradOutput is not None else recursive_clone(net.output)
             return out, [_copy(t) for t in tensors_of(net.backward(input, g))]
         return out, None
     if tracer is None:
-        out, gin = run()
-    else:
-        with tracing(tracer):
-            out, gin = run()
-        if tracer.clock != state.plan.schedule.spans:
-            raise AssertionError('replay: %d events, the plan has %d' % (tracer.clock, state.plan.schedule.spans))
-    return out, gin
+        return run()
+    with tracing(tracer):
+        res = run()
+    if tracer.clock != state.plan.schedule.spans:
+        raise AssertionError('replay: %d events, the plan has %d' % (tracer.clock, state.plan.schedule.spans))
+    return res
