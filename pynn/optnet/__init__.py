@@ -74,8 +74,13 @@ def optimizeMemory(net, input, opts=None, **kw):
         out, steps = forward_schedule(net, input)
         if mode == 'training':
             net.backward(input, recursive_clone(out))
-        _apply.set_inplace(net, o['inplace'], steps, mode, list(tensors_of(input)))
+        switched = _apply.set_inplace(net, o['inplace'], steps, mode, list(tensors_of(input)))
         del steps, out
+        if switched and o['planner'] == 'optnet':
+            # Let outputs take their in-place storages before the analysis looks at them: the
+            # original analysed stale outputs of modules it had just switched, which lets a
+            # Concat's branch output share with a later branch's tensor (a wrong result).
+            net.forward(input)
         _apply.reuse_state_buffers(net, o['reuseBuffers'], mode)
         _apply.remove_grad_params(net, o['removeGradParams'], mode)
         if o['planner'] == 'optnet':
@@ -87,6 +92,9 @@ def optimizeMemory(net, input, opts=None, **kw):
         if mode == 'inference':
             for m in net.listModules():
                 m._pynn_backward_disabled = True
+        params = net.parameters()
+        keep = list(tensors_of(input)) + (params[0] + params[1] if params else [])
+        net._pynn_owned = _apply.Owned(_apply.module_storages(net, keep), switched)
         net.__dict__[_FLAG] = mode
     except BaseException:
         snap.restore()
@@ -95,20 +103,24 @@ def optimizeMemory(net, input, opts=None, **kw):
 
 
 def removeOptimization(net):
-    """Undo optimizeMemory: fresh storages for outputs, gradInputs and shared buffers,
-    gradient parameters rebuilt with their original sharing, backward enabled again."""
+    """Undo optimizeMemory: fresh storages for the outputs, gradInputs and buffers it shared,
+    in-place flags it switched back off, gradient parameters rebuilt with their original
+    sharing, backward enabled again."""
     if not net.__dict__.get(_FLAG):
         warnings.warn('Skipping memory optimization removal, as the network was not optimized.')
         return net
+    owned = net.__dict__.pop('_pynn_owned', None) or _apply.Owned()
     for m in net.listModules():
-        _apply.clear_view(m.__dict__.get('output'))
-        _apply.clear_view(m.__dict__.get('gradInput'))
+        _apply.clear_view(m.__dict__.get('output'), owned.storages)
+        _apply.clear_view(m.__dict__.get('gradInput'), owned.storages)
         for field in _apply.REUSABLE_BUFFERS.get(m.__typename__, ((), ()))[0]:
             t = m.__dict__.get(field)
             if isinstance(t, Tensor):
                 t.set()
         m.__dict__.pop('_pynn_backward_disabled', None)
         m.__dict__.pop('_pynn_arena', None)
+    for m in owned.switched:  # the original left them in-place; an unoptimized net is not
+        m.inplace = False
     _apply.add_grad_params(net)
     del net.__dict__[_FLAG]
     return net

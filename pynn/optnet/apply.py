@@ -3,6 +3,8 @@
 Everything here changes tensors only through `Tensor.set`, so what a plan did can be
 undone (removeOptimization) and a failed optimization can be rolled back (Snapshot).
 """
+import weakref
+
 from ..storage import Storage
 from ..tensor import Tensor
 from ..nn.module import Module
@@ -31,7 +33,8 @@ def apply_groups(groups):
 
 
 def set_inplace(net, on, steps=None, mode='inference', net_input=()):
-    """Switch modules that have an `inplace` flag to in-place (Threshold excepted, as the original).
+    """Switch modules that have an `inplace` flag to in-place (Threshold excepted, as the original);
+    returns the modules switched.
 
     With the forward schedule `steps`, a module is switched only where that is safe: nobody
     reads its input's value after it (in forward, or in training in a backward that needs that
@@ -40,13 +43,15 @@ def set_inplace(net, on, steps=None, mode='inference', net_input=()):
     ReLU output that the ReLU's backward still reads.
     """
     if not on:
-        return
+        return []
     candidates = [m for m in net.listModules()
                   if m.__dict__.get('inplace') is not None and m.__typename__ != 'nn.Threshold']
     if steps is None:
-        for m in candidates:
+        switched = [m for m in candidates if not m.inplace]
+        for m in switched:
             m.inplace = True
-        return
+        return switched
+    switched = []
     parent = {}
 
     def find(st):
@@ -70,9 +75,11 @@ def set_inplace(net, on, steps=None, mode='inference', net_input=()):
                 (mode == 'training' and _needed_in_backward(steps, m, target, find)):
             continue
         m.inplace = True
+        switched.append(m)
         for t in s.writes:
             if t.storage() is not None:
                 parent[find(t.storage())] = target
+    return switched
 
 
 def _same(tensors, target, find):
@@ -175,9 +182,42 @@ class Snapshot:
             t._storage, t._offset, t._size, t._stride = st, off, size, stride
 
 
-def clear_view(x):
+class Owned:
+    """What optimizeMemory changed, kept on the root module so removeOptimization can undo it:
+    the storages its plan put module tensors in (weakly: no memory is kept alive by this),
+    and the modules it switched to in-place."""
+
+    def __init__(self, storages=(), switched=()):
+        self.storages = weakref.WeakSet(storages)
+        self.switched = list(switched)
+
+    def __deepcopy__(self, memo):  # a cloned network's record points at the clone's objects
+        import copy
+        new = Owned()
+        new.storages = weakref.WeakSet(memo[id(st)] for st in self.storages if id(st) in memo)
+        new.switched = [copy.deepcopy(m, memo) for m in self.switched]
+        return new
+
+
+def module_storages(net, exclude=()):
+    """Storages of every module's output, gradInput and buffer tensors, but those in `exclude`."""
+    skip = {id(t.storage()) for t in exclude if t.storage() is not None}
+    out = []
+    for m in net.listModules():
+        for v in m.__dict__.values():
+            for t in _tensors(v):
+                st = t.storage()
+                if st is not None and id(st) not in skip:
+                    out.append(st)
+    return out
+
+
+def clear_view(x, owned):
+    """Empty the tensors of x whose storage the optimization owns (never a caller's tensor,
+    e.g. the input an Identity hands on as its output)."""
     for t in _tensors(x):
-        t.set()
+        if t.storage() is not None and t.storage() in owned:
+            t.set()
 
 
 def _tensors(x):

@@ -11,7 +11,8 @@ import numpy as np
 
 from ..tensor import Tensor
 from ..nn.module import tracing
-from .trace import Recorder, recursive_clone, tensors_of
+from .trace import Recorder, recursive_clone, tensors_of, CONCAT_LIKE
+from .needs import backward_reads, INPUT, OUTPUT
 
 
 def _snap(t):
@@ -55,12 +56,21 @@ def schedule_violations(net, input, mode='inference'):
     def on_enter(c, m, name, args):
         if not leaf(m):
             return
-        check(m, name, 'input', args[0])
-        if name != 'updateOutput':
-            check(m, name, 'gradOutput', args[1])
+        if name == 'updateOutput':
+            check(m, name, 'input', args[0])
+            return
+        check(m, name, 'gradOutput', args[1])
+        need = backward_reads(m)  # only values the module's backward really reads
+        if INPUT in need:
+            check(m, name, 'input', args[0])
+        if OUTPUT in need:
             check(m, name, 'output', m.output)
 
     def on_exit(c, m, name, args):
+        if name == 'updateOutput' and m.__typename__ in CONCAT_LIKE:
+            for b in m.modules:  # the copy just made read each branch's output
+                sub = b.__dict__.get('modules')
+                check(m, name, 'branch output', (sub[-1] if sub else b).output)
         if not leaf(m):
             return
         if name == 'updateOutput':

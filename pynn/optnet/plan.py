@@ -83,3 +83,4 @@ def assign_optnet(rows):
         best.append(row)
         best.max_size = max(best.max_size, size)
     return groups
+
