@@ -5,11 +5,12 @@
 
 1. Planning time on ResNet-1202 (CIFAR, batch 1, training), against one forward+backward of
    the same network (the requirement: below 2x):
-     plan (meta)   a whole plan made on the meta copy of the network, as a replan does:
-                   tracing forward+backward without arithmetic, liveness, placement;
-     plan (steps)  inside optimizeMemory: the liveness and placement after the traced run,
-                   plus the tracer's own overhead on that run (traced run minus a plain one);
-     optimizeMemory  for reference: its own forward+backward, the traced one, the plan.
+     plan on the meta copy   a whole plan, as a replan makes it: forward+backward traced on
+                             the meta device (no arithmetic), liveness, placement;
+     arena.optimize          what optimizeMemory calls: one traced forward+backward of the
+                             real network, liveness, placement, applying the plan; "planning"
+                             is its time beyond a plain forward+backward measured alongside;
+     optimizeMemory in all   for reference (its own runs before the planner's too).
 2. Forward+backward (training) and forward (inference) time of the optimized network
    against the unoptimized one, side by side, and the memory of both.
 All times are medians of --runs runs; ratios are taken between medians measured in turn.
@@ -20,7 +21,24 @@ import os
 import statistics
 import sys
 import time
+import warnings
 
+
+def _threads(argv):
+    """BLAS threads (before NumPy loads): 1 unless --threads N; a loaded machine makes
+    multi-threaded BLAS timings swing by an order of magnitude."""
+    n = '1'
+    for i, a in enumerate(argv):
+        if a == '--threads' and i + 1 < len(argv):
+            n = argv[i + 1]
+        elif a.startswith('--threads='):
+            n = a.split('=', 1)[1]
+    for k in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
+        os.environ[k] = n
+    return n
+
+
+THREADS = _threads(sys.argv[1:]) if __name__ == '__main__' else None
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
 import pynn  # noqa: E402
@@ -63,38 +81,40 @@ def planning(depth, runs):
     state = arena.ArenaState('training', True)
     meta = arena.meta_copy(net)
     sample = arena._meta_from(arena._template(inp))
-    pooled = liveness.pooled_fields(net, True)
-    fb, meta_t, traced_t, steps_t = [], [], [], []
+    fb, meta_t, opt_t, extra = [], [], [], []
     plan = None
     for _ in range(runs):  # each measure in turn, so that all see the same machine
-        fb.append(median_time(run, 1)[0])
+        other, _ = resnet(depth, 1)
+        fwd_bwd(other, inp)()                 # as optimizeMemory leaves it before planning
+        gc.collect()
+        f = median_time(run, 1)[0]
         t0 = time.perf_counter()
         plan = arena._plan_on_copy(meta, state, sample)     # a whole plan, as a replan makes it
         meta_t.append(time.perf_counter() - t0)
+        gc.collect()
         t0 = time.perf_counter()
-        rec, mods, grad = liveness.run_traced(net, inp, 'training', pooled)
-        traced_t.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        arena.Plan(liveness.build_schedule(net, mods, rec, inp, grad, 'training', 'layer', pooled))
-        steps_t.append(time.perf_counter() - t0)
-        del rec, grad
-    fb, meta_t = statistics.median(fb), statistics.median(meta_t)
-    overhead = max(0.0, statistics.median(traced_t) - fb)
-    steps_t = statistics.median(steps_t)
+        arena.optimize(other, inp, 'training', {'reuseBuffers': True})
+        o = time.perf_counter() - t0
+        fb.append(f)
+        opt_t.append(o)
+        extra.append(o - f)
+        del other
+    fb, meta_t, opt_t, extra = (statistics.median(v) for v in (fb, meta_t, opt_t, extra))
 
     whole, _ = resnet(depth, 1)
     t0 = time.perf_counter()
     optnet.optimizeMemory(whole, inp, {'mode': 'training', 'planner': 'optimal'})
     total_t = time.perf_counter() - t0
+    del whole
 
     print('  modules %d, buffers %d, spans %d' % (n_mods, len(plan.schedule.buffers), plan.schedule.spans))
-    print('  %-46s %9.3f s' % ('forward+backward (unoptimized)', fb))
-    print('  %-46s %9.3f s   %.3fx of forward+backward' % ('plan (meta): trace + liveness + placement',
+    print('  %-50s %8.3f s' % ('forward+backward (unoptimized)', fb))
+    print('  %-50s %8.3f s   %.3fx of forward+backward' % ('plan on the meta copy (trace, liveness, placement)',
                                                            meta_t, meta_t / fb))
-    print('  %-46s %9.3f s   %.3fx' % ('plan (in optimizeMemory): liveness + placement', steps_t, steps_t / fb))
-    print('  %-46s %9.3f s   %.3fx' % ('  + tracer overhead on the traced real run', overhead, overhead / fb))
-    print('  %-46s %9.3f s   %.3fx' % ('optimizeMemory in all (2 real runs + plan)', total_t, total_t / fb))
-    worst = max(meta_t, steps_t + overhead)
+    print('  %-50s %8.3f s   %.3fx' % ('arena.optimize (traced real run, plan, apply)', opt_t, opt_t / fb))
+    print('  %-50s %8.3f s   %.3fx' % ('  of which planning (beyond the run itself)', extra, extra / fb))
+    print('  %-50s %8.3f s   %.3fx' % ('optimizeMemory in all (its own runs too)', total_t, total_t / fb))
+    worst = max(meta_t, extra)
     print('  planning / forward+backward = %.3f (required < 2): %s'
           % (worst / fb, 'ok' if worst < 2 * fb else 'TOO SLOW'))
     lb = plan.schedule.lower_bound()
@@ -141,8 +161,11 @@ def main(argv=None):
     p.add_argument('--speed-depth', type=int, default=110)
     p.add_argument('--batch', type=int, default=8)
     p.add_argument('--runs', type=int, default=5)
+    p.add_argument('--threads', default='1', help='BLAS threads (default 1)')
     p.add_argument('--quick', action='store_true', help='resnet-110 planning, resnet-20 speed, 3 runs')
     a = p.parse_args(argv)
+    warnings.simplefilter('ignore', RuntimeWarning)  # resnet-1202 without batch norm overflows
+    print('BLAS threads: %s; numpy %s' % (os.environ.get('OPENBLAS_NUM_THREADS'), __import__('numpy').__version__))
     if a.quick:
         a.plan_depth, a.speed_depth, a.runs = 110, 20, 3
     pynn.setdefaulttensortype('torch.FloatTensor')

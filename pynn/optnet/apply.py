@@ -72,7 +72,8 @@ def set_inplace(net, on, steps=None, mode='inference', net_input=()):
             continue
         target = find(s.reads[0].storage())
         if target in protected or _read_after(steps, k, target, find) or \
-                (mode == 'training' and _needed_in_backward(steps, m, target, find)):
+                (mode == 'training' and (_needed_in_backward(steps, m, target, find) or
+                                         _own_value_overwritten(steps, k, find))):
             continue
         m.inplace = True
         switched.append(m)
@@ -88,6 +89,17 @@ def _same(tensors, target, find):
 
 def _read_after(steps, k, target, find):
     return any(_same(s.reads, target, find) for s in steps[k + 1:])
+
+
+def _own_value_overwritten(steps, k, find):
+    """In place, m's backward reads the storage its output then shares with its input: unsafe
+    if a later in-place module writes over that output (e.g. a user's CAddTable(true))."""
+    from .needs import backward_reads, INPUT, OUTPUT
+    s = steps[k]
+    if not backward_reads(s.module) & {INPUT, OUTPUT}:
+        return False
+    outs = {find(t.storage()) for t in s.writes if t.storage() is not None}
+    return any(_same(later.writes or (), o, find) for later in steps[k + 1:] for o in outs)
 
 
 def _needed_in_backward(steps, m, target, find):

@@ -1,25 +1,36 @@
 """The 'optimal' planner: every output, gradInput and pooled buffer at an offset inside one
-arena storage per tensor type, placed by exact liveness (liveness.py).
+arena, placed by exact liveness (liveness.py).
 
     optimizeMemory(net, input, {'planner': 'optimal', ...}) -> optimize(net, input, mode, opts)
 
-Placement is offline, as TFLite's arena planner (Pisarchyk & Lee 2020, "greedy by size"):
-buffers in decreasing size, each into the smallest gap, among the buffers already placed
-whose lifetimes intersect its own, that holds it (else above them all). A second order
-(by lifetime start, then size) is tried too and the smaller arena kept. Offsets are aligned
-to 64 bytes.
+One raw byte buffer holds everything; each tensor type sees it through its own Storage
+(`ArenaStorage`, a typed view), and a tensor is placed with Tensor.set(arena, offset, size,
+stride). Placing all types in one buffer lets, e.g., max pooling's int64 indices reuse bytes
+that float outputs left, which separate per-type arenas cannot.
 
-A plan holds for the input sizes it was made at. The network's root module gets a
-pre-forward hook (pynn.nn.module.register_pre_forward) that compares the input's sizes with
-the plan's on every forward: when they differ, the plan for the new sizes is taken from a
-cache or made by tracing a *meta* copy of the network (sizes only, no arithmetic, no change
-to the real network's state, no random numbers drawn) and applied before the forward runs.
-Arena storages refuse to grow: a tensor resized beyond the arena raises instead of silently
-overlapping its neighbours, and the first forward after each (re)plan checks that every
-planned tensor still lies inside its slot.
+Placement is offline (Plan, place_all): TFLite's greedy by size (Pisarchyk & Lee 2020: buffers
+in decreasing size, each into the smallest gap left by the placed buffers whose lifetimes
+intersect its own), greedy by breadth, and a bottom-up skyline best fit (Sekiyama et al.
+2018), each with a few orders; the first to reach the liveness lower bound, else the
+smallest, wins, and where none reaches it a fixed number of perturbed orders (seeded: a
+schedule always gets the same plan) is tried. Scratch buffers, live only inside some calls,
+are placed exactly by the greedy strategies (and by the skyline on their hull). Slots are
+64-byte aligned (tiny networks, where that padding would cost more than it saves, fall back
+to element alignment): a plan never needs more memory than no plan.
+
+A plan holds for the input sizes it was made at. ArenaState (on the root module, as
+`_pynn_arena`) has pynn.nn.module's updateOutput wrapper call its pre_forward before every
+forward of the root: when the input sizes differ, the plan for the new sizes is taken from a
+small cache or made by tracing a *meta* copy of the network (sizes only: no arithmetic, no
+change to the real network's state, no random numbers drawn; checked once against the real
+plan, else a real copy is traced instead) and applied before the forward runs. Arena storages
+refuse to grow: a tensor resized beyond the arena raises instead of silently overlapping its
+neighbours, and once per plan, the forward after it checks that the previous run kept every
+planned tensor inside its slot (else it warns and replans on a real copy).
 """
 import copy
 import heapq
+import random
 import warnings
 
 import numpy as np
@@ -54,12 +65,14 @@ def _align(n, a):
     return -(-n // a) * a
 
 
-def peak(sizes, lo, hi):
-    """The largest total size of buffers live in one span (the liveness lower bound)."""
+def peak(sizes, spans):
+    """The largest total size of buffers live in one span (the liveness lower bound);
+    spans[i] lists the [lo, hi] intervals buffer i is live in."""
     ev = {}
-    for s, a, b in zip(sizes, lo, hi):
-        ev[a] = ev.get(a, 0) + s
-        ev[b + 1] = ev.get(b + 1, 0) - s
+    for s, sp in zip(sizes, spans):
+        for a, b in sp:
+            ev[a] = ev.get(a, 0) + s
+            ev[b + 1] = ev.get(b + 1, 0) - s
     cur = top = 0
     for t in sorted(ev):
         cur += ev[t]
@@ -67,26 +80,37 @@ def peak(sizes, lo, hi):
     return top
 
 
-def greedy(sizes, lo, hi, order):
+def greedy(sizes, spans, order, placed=None):
     """TFLite's greedy by size: visit buffers in `order`; each goes into the smallest gap,
-    among the placed buffers whose spans intersect its own, that holds it, else on top of
-    them. Returns (offsets, arena size)."""
+    among the placed buffers live in one of its spans, that holds it, else on top of them.
+    `placed` maps buffers already placed to their offsets. Returns (offsets, arena size)."""
     n = len(sizes)
+    rows = sum(len(sp) for sp in spans)
     offs = np.zeros(n, dtype=np.int64)
-    p_lo = np.empty(n, dtype=np.int64)
-    p_hi = np.empty(n, dtype=np.int64)
-    p_off = np.empty(n, dtype=np.int64)
-    p_end = np.empty(n, dtype=np.int64)
+    ends = np.zeros(n, dtype=np.int64)
+    r_lo = np.empty(rows, dtype=np.int64)   # one row per live interval of a placed buffer
+    r_hi = np.empty(rows, dtype=np.int64)
+    r_own = np.empty(rows, dtype=np.int64)
     big = np.iinfo(np.int64).max
-    k = top = 0
+    r = top = 0
+    for i, off in (placed or {}).items():
+        offs[i], ends[i] = off, off + sizes[i]
+        for a, b in spans[i]:
+            r_lo[r], r_hi[r], r_own[r] = a, b, i
+            r += 1
+        top = max(top, off + sizes[i])
     for i in order:
-        s, a, b = sizes[i], lo[i], hi[i]
+        s, sp = sizes[i], spans[i]
         off = 0
-        if k:
-            hit = np.nonzero((p_lo[:k] <= b) & (p_hi[:k] >= a))[0]
-            if hit.size:
-                o = p_off[hit]
-                e = p_end[hit]
+        if r:
+            a, b = sp[0]
+            hit = (r_lo[:r] <= b) & (r_hi[:r] >= a)
+            for a, b in sp[1:]:
+                hit |= (r_lo[:r] <= b) & (r_hi[:r] >= a)
+            own = r_own[:r][hit]  # an owner twice (two of its rows hit) only adds a negative gap
+            if own.size:
+                o = offs[own]
+                e = ends[own]
                 srt = np.argsort(o, kind='stable')
                 o, e = o[srt], e[srt]
                 reach = np.maximum.accumulate(e)
@@ -99,9 +123,10 @@ def greedy(sizes, lo, hi, order):
                     off = int(starts[int(np.argmin(np.where(ok, gaps, big)))])
                 else:
                     off = int(reach[-1])
-        offs[i] = off
-        p_lo[k], p_hi[k], p_off[k], p_end[k] = a, b, off, off + s
-        k += 1
+        offs[i], ends[i] = off, off + s
+        for a, b in sp:
+            r_lo[r], r_hi[r], r_own[r] = a, b, i
+            r += 1
         top = max(top, off + s)
     return offs, top
 
@@ -180,33 +205,109 @@ def skyline(sizes, lo, hi, spans, prio):
     return off, (int((off + S).max()) if n else 0)
 
 
-def place_all(sizes, lo, hi, spans):
-    """Offsets (same unit as sizes) for buffers with sizes and live spans [lo, hi]: the
-    smallest arena among greedy by size (three orders) and skyline best fit (three
-    priorities), stopping early at the lower bound. Returns (offsets, arena size, bound)."""
+def place_all(sizes, spans, nspans):
+    """Offsets (same unit as sizes) for buffers with sizes and live intervals (spans[i], a
+    list of [lo, hi]; nspans: the length of the schedule): the smallest arena among greedy by
+    size (three orders; with scratch buffers also two-phase and by breadth) and skyline best
+    fit (three priorities; it packs a buffer with several intervals by their hull), stopping
+    at the lower bound; then, if none reached it, seeded perturbed orders.
+    Returns (offsets, arena size, bound)."""
     n = len(sizes)
     if not n:
         return np.zeros(0, dtype=np.int64), 0, 0
-    bound = peak(sizes, lo, hi)
+    bound = peak(sizes, spans)
+    lo = [sp[0][0] for sp in spans]
+    hi = [sp[-1][1] for sp in spans]
     S = np.asarray(sizes, dtype=np.float64)
     life = np.asarray(hi, dtype=np.float64) - np.asarray(lo, dtype=np.float64) + 1
     idx = range(n)
     tries = (
-        lambda: greedy(sizes, lo, hi, sorted(idx, key=lambda i: (-sizes[i], lo[i], i))),
-        lambda: skyline(sizes, lo, hi, spans, life * (S.max() + 1) + S),
-        lambda: skyline(sizes, lo, hi, spans, S * life),
-        lambda: skyline(sizes, lo, hi, spans, S * (life.max() + 1) + life),
-        lambda: greedy(sizes, lo, hi, sorted(idx, key=lambda i: (-sizes[i], lo[i] - hi[i], i))),
-        lambda: greedy(sizes, lo, hi, sorted(idx, key=lambda i: (lo[i], -sizes[i], i))),
+        lambda: greedy(sizes, spans, sorted(idx, key=lambda i: (-sizes[i], lo[i], i))),
+        lambda: skyline(sizes, lo, hi, nspans, life * (S.max() + 1) + S),
+        lambda: skyline(sizes, lo, hi, nspans, S * life),
+        lambda: skyline(sizes, lo, hi, nspans, S * (life.max() + 1) + life),
+        lambda: greedy(sizes, spans, sorted(idx, key=lambda i: (-sizes[i], lo[i] - hi[i], i))),
+        lambda: greedy(sizes, spans, sorted(idx, key=lambda i: (lo[i], -sizes[i], i))),
     )
+    multi = [i for i in idx if len(spans[i]) > 1]
+    if multi:  # scratch buffers: also the others first, then these into the gaps of their calls
+        tries = tries[:1] + (lambda: _two_phase(sizes, spans, nspans, multi),
+                             lambda: greedy(sizes, spans, _breadth(sizes, spans, nspans))) + tries[1:]
     best = None
     for make in tries:
         offs, top = make()
         if best is None or top < best[1]:
             best = (offs, top)
         if top <= bound:
-            break
+            return best[0], best[1], bound
+    # no strategy reached the bound: perturbed orders, a fixed number of them (seeded, so
+    # the same schedule always gets the same plan)
+    rng = random.Random(n)
+    base = (sorted(idx, key=lambda i: (-sizes[i], lo[i], i)), _breadth(sizes, spans, nspans))
+    for k in range(max(8, min(400, 20000 // n))):
+        noise = [rng.uniform(0.5, 2.0) for _ in idx]
+        if k % 3 == 0:
+            order = sorted(idx, key=lambda i: (-sizes[i] * noise[i], i))
+        elif k % 3 == 1:
+            order = sorted(idx, key=lambda i: (lo[i] * noise[i], -sizes[i], i))
+        else:
+            order = list(base[1])
+            for _ in range(5):
+                a, b = rng.randrange(n), rng.randrange(n)
+                order[a], order[b] = order[b], order[a]
+        offs, top = greedy(sizes, spans, order)
+        if top < best[1]:
+            best = (offs, top)
+            if top <= bound:
+                break
     return best[0], best[1], bound
+
+
+def _breadth(sizes, spans, nspans):
+    """Greedy by breadth's order: buffers of the most loaded spans first, largest first."""
+    load = np.zeros(nspans + 2)
+    for s, sp in zip(sizes, spans):
+        for a, b in sp:
+            load[a] += s
+            load[b + 1] -= s
+    load = np.cumsum(load)
+    top = [max(float(load[a:b + 1].max()) for a, b in sp) for sp in spans]
+    return sorted(range(len(sizes)), key=lambda i: (-top[i], -sizes[i], i))
+
+
+def _two_phase(sizes, spans, nspans, multi):
+    """Place the buffers live in one interval (place_all), then insert those live in several
+    (scratch buffers, each live only inside some calls) greedily, largest first."""
+    single = [i for i in range(len(sizes)) if len(spans[i]) == 1]
+    offs1, _, _ = place_all([sizes[i] for i in single], [spans[i] for i in single], nspans)
+    placed = {i: int(o) for i, o in zip(single, offs1)}
+    order = sorted(multi, key=lambda i: (-sizes[i], spans[i][0][0], i))
+    return greedy(sizes, spans, order, placed)
+
+
+def _placement(bs, spans):
+    """(offsets in bytes, arena bytes, alignment, bound at that alignment) for buffers bs.
+
+    Slots are 64-byte aligned. Where the padding that costs would make the arena larger than
+    the buffers kept in storages of their own (tiny networks), the alignment drops to the
+    largest element size, and if even that loses, the buffers are laid end to end (the
+    widest types first, so that nothing is padded): a plan never needs more memory than no
+    plan."""
+    private = sum(b.nbytes for b in bs)
+    live = [b.spans for b in bs]
+    widest = max([b.itemsize for b in bs] or [1])
+    for align in (ALIGN_BYTES, widest):
+        sizes = [_align(b.nbytes, align) for b in bs]
+        offs, top, bound = place_all(sizes, live, spans)
+        if top <= private:
+            return offs, top, align, bound
+    order = sorted(range(len(bs)), key=lambda i: (-bs[i].itemsize, i))
+    offs = np.zeros(len(bs), dtype=np.int64)
+    top = 0
+    for i in order:
+        offs[i] = top
+        top += bs[i].nbytes
+    return offs, top, min(b.itemsize for b in bs), top
 
 
 class Plan:
@@ -216,24 +317,30 @@ class Plan:
     for every planned tensor; `slots` maps a path to (type key, slot start, slot end) in
     elements; `schedule` is the (frozen) liveness it was made from."""
 
-    def __init__(self, schedule):
+    def __init__(self, schedule, keep_tensors=False):
         self.schedule = schedule
         bs = schedule.buffers
-        sizes = [_align(b.nbytes, ALIGN_BYTES) for b in bs]
-        offs, top, self.aligned_bound = place_all(sizes, [b.lo for b in bs], [b.hi for b in bs],
-                                                  schedule.spans)
+        self._tensors = [] if keep_tensors else None  # the traced net's tensors, for its first apply
+        offs, top, self.align, self.aligned_bound = _placement(bs, schedule.spans)
         self.nbytes = int(top)
+        self.verified = False   # set once a run on these sizes kept every tensor in its slot
         self.dtypes = {}
         self.entries = []
         self.slots = {}
+        keys = {}
         for b, o in zip(bs, offs):
-            item = b.itemsize
-            key = type_key(b.storage)
-            self.dtypes[key] = np.dtype(b.storage.dtype)
-            b.offset = int(o) // item
+            dt = b.storage.dtype
+            key = keys.get(dt)
+            if key is None:
+                key = keys[dt] = type_key(b.storage)
+                self.dtypes[key] = np.dtype(dt)
+            b.offset = start = int(o) // b.itemsize
+            slot = (key, start, start + b.size)
             for t, path, off, size, stride in b.members:
-                self.entries.append((path, key, b.offset + off, size, stride))
-                self.slots[path] = (key, b.offset, b.offset + b.size)
+                self.entries.append((path, key, start + off, size, stride))
+                self.slots[path] = slot
+                if self._tensors is not None:
+                    self._tensors.append(t)
         _freeze(schedule)
 
     def signature(self):
@@ -275,6 +382,7 @@ class ArenaState:
         self.raw = None          # the arena's bytes (an ndarray; None on meta)
         self.raw_size = 0
         self.device = None
+        self.shared = False      # whether the typed arenas view the one raw buffer
         self.arenas = {}         # type key -> ArenaStorage viewing raw
         self.verified = False
         self.busy = False
@@ -294,7 +402,7 @@ class ArenaState:
         # the copied tensors hold copies of the typed views (one copy per type: they no
         # longer share bytes, which is still sound); the next replan makes one raw arena again
         new.arenas = copy.deepcopy(self.arenas, memo)
-        new.raw, new.raw_size, new.device = None, self.raw_size, self.device
+        new.raw, new.raw_size, new.device, new.shared = None, self.raw_size, self.device, False
         new.verified, new.meta_ok = self.verified, self.meta_ok
         return new
 
@@ -302,6 +410,8 @@ class ArenaState:
         d = dict(self.__dict__)
         d['meta'] = None
         d['busy'] = False
+        d['shared'] = False  # unpickled views hold copies of their own
+        d['raw'] = None
         return d
 
 
@@ -333,34 +443,52 @@ def new_arena(nbytes, device):
     return xp.zeros(nbytes, dtype=np.uint8)
 
 
-def typed_views(raw, nbytes, dtypes, device):
-    """One ArenaStorage per type, all viewing the same raw bytes."""
-    out = {}
+def _point(views, raw, nbytes, dtypes, device):
+    """Make views (type key -> ArenaStorage) view raw: the existing storage objects are kept
+    (their data swapped), so that whatever refers to them (removeOptimization's record of
+    the storages it owns) still does; missing types get new ones. Returns the new ones."""
+    made = []
+    for key in [k for k in views if k not in dtypes]:  # types of an older plan: let go of its bytes
+        del views[key]
     for key, dt in dtypes.items():
+        st = views.get(key)
+        if st is None or st.device != device or st.dtype != dt:
+            st = views[key] = ArenaStorage(0, dt, device) if raw is not None else \
+                ArenaStorage(nbytes // dt.itemsize, dt, device)
+            made.append(st)
         if raw is None:
-            out[key] = ArenaStorage(nbytes // dt.itemsize, dt, device)
+            st.data, st._size = None, nbytes // dt.itemsize
         else:
-            out[key] = ArenaStorage(0, dt, device, data=raw.view(dt))
-    return out
+            st.data = raw.view(dt)
+            st._size = st.data.shape[0]
+    return made
 
 
 def apply_plan(net, state, plan):
     """Point every planned tensor of net at its offset in the arena."""
     mods = net.listModules()
-    resolved = []
-    for e in plan.entries:
-        t = resolve(mods, e[0])
-        if t is None:
-            raise RuntimeError('optnet arena: no tensor at %s' % liveness.describe_path(mods, e[0]))
-        resolved.append(t)
+    resolved = plan._tensors
+    plan._tensors = None
+    if resolved is None:
+        resolved = []
+        for e in plan.entries:
+            t = resolve(mods, e[0])
+            if t is None:
+                raise RuntimeError('optnet arena: no tensor at %s' % liveness.describe_path(mods, e[0]))
+            resolved.append(t)
     device = resolved[0]._device if resolved else 'cpu'
-    nbytes = max(plan.nbytes, ALIGN_BYTES)
-    if state.raw_size == nbytes and state.device == device and set(state.arenas) >= set(plan.dtypes):
-        arenas = state.arenas
-    else:
+    # every typed view must cover whole elements
+    nbytes = _align(max(plan.nbytes, 1), max([dt.itemsize for dt in plan.dtypes.values()] or [1]))
+    if not (state.raw_size == nbytes and state.device == device and state.shared
+            and all(k in state.arenas for k in plan.dtypes)):
         raw = new_arena(nbytes, device)
-        arenas = typed_views(raw, nbytes, plan.dtypes, device)
-        state.raw, state.raw_size, state.device = raw, nbytes, device
+        made = _point(state.arenas, raw, nbytes, plan.dtypes, device)
+        state.raw, state.raw_size, state.device, state.shared = raw, nbytes, device, True
+        owned = getattr(net.__dict__.get('_pynn_owned'), 'storages', None)
+        if owned is not None:  # removeOptimization must clear tensors in new arena storages too
+            for st in made:
+                owned.add(st)
+    arenas = state.arenas
     # tensors the old plan placed and the new one does not: back to their own storage
     if state.plan is not None and state.plan is not plan:
         for path in state.plan.slots:
@@ -368,11 +496,15 @@ def apply_plan(net, state, plan):
                 t = resolve(mods, path)
                 if t is not None and isinstance(t._storage, ArenaStorage):
                     t.set()
+    kinds = {key: backend.kind_of_dtype(st.dtype) for key, st in arenas.items()}
     for (path, key, off, size, stride), t in zip(plan.entries, resolved):
-        t.set(arenas[key], off + 1, size, stride)
-    state.arenas = arenas
+        if t._kind != kinds[key]:
+            raise RuntimeError('optnet arena: %s is a %s, its plan says %s'
+                               % (liveness.describe_path(mods, path), t.type(), key))
+        # Tensor.set without its checks: the kind is checked above, the view fits its slot
+        t._storage, t._offset, t._size, t._stride = arenas[key], off, size, stride
     state.plan = plan
-    state.verified = False
+    state.verified = plan.verified
 
 
 def verify(net, state):
@@ -397,34 +529,38 @@ def optimize(net, input, mode, opts):
     reuse = bool(opts.get('reuseBuffers', True))
     state = ArenaState(mode, reuse)
     pooled = liveness.pooled_fields(net, reuse)
-    liveness.privatize_pooled(net, pooled)
     sched = liveness.analyse(net, input, mode, state.rule, pooled=pooled)
-    plan = Plan(sched)
-    apply_plan(net, state, plan)
+    with liveness.no_gc():
+        plan = Plan(sched, keep_tensors=True)
+        apply_plan(net, state, plan)
     state.sig = input_signature(input)
     state.template = _template(input)
     state.plans[state.sig] = plan
-    state.verified = True  # the sizes come from this very run
+    plan.verified = state.verified = True  # the sizes come from this very run
     net._pynn_arena = state
     return plan
 
 
 # --- replanning ------------------------------------------------------------------------------------
 def _pre_forward(net, state, input):
+    """Before each forward of the root: check, once per plan, that the last run kept every
+    planned tensor inside its slot; replan when the input sizes differ from the plan's."""
+    forced = False
+    if not state.verified:
+        bad = verify(net, state)
+        if bad:
+            warnings.warn('optnet arena: %d planned tensor(s) left their slots (%s): the sizes '
+                          'the plan was made for were wrong; replanning on a real copy of the '
+                          'network' % (len(bad), ', '.join(bad[:3])))
+            state.meta_ok, state.meta = False, None
+            state.plans.clear()
+            forced = True
+        else:
+            state.plan.verified = True
+        state.verified = True
     sig = input_signature(input)
-    if sig == state.sig:
-        if not state.verified:
-            bad = verify(net, state)
-            if bad:
-                warnings.warn('optnet arena: %d planned tensor(s) left their slots (%s); the plan is '
-                              'redone on a real copy of the network' % (len(bad), ', '.join(bad[:3])))
-                state.meta_ok = False
-                state.plans.clear()
-                replan(net, state, input, sig)
-                return
-            state.verified = True
-        return
-    replan(net, state, input, sig)
+    if forced or sig != state.sig:
+        replan(net, state, input, sig)
 
 
 def replan(net, state, input, sig):
@@ -446,8 +582,10 @@ def replan(net, state, input, sig):
 
 def make_plan(net, state, input):
     """A plan for `input`'s sizes, made on a copy of net: the meta copy when it is exact for
-    this net (checked once: at the current plan's sizes it must give the current plan)."""
+    this net (checked once: at the current plan's sizes it must give the current plan), else
+    a real copy. An input the network itself rejects raises the network's own error."""
     if state.meta_ok is not False:
+        before = state.meta_ok
         try:
             if state.meta is None:
                 state.meta = meta_copy(net, state.reuse_buffers)
@@ -457,19 +595,25 @@ def make_plan(net, state, input):
             if state.meta_ok:
                 return _plan_on_copy(state.meta, state, _meta_from(_template(input)))
         except Exception:
-            state.meta_ok = False
+            try:
+                plan = _plan_on_real_copy(net, state, input)
+            except Exception:
+                state.meta_ok = before  # the input is at fault, not the meta copy
+                raise
+            state.meta_ok, state.meta = False, None
+            return plan
         state.meta = None
     return _plan_on_real_copy(net, state, input)
 
 
 def _plan_on_copy(clone, state, input):
+    """Trace a private copy of the network (its planned tensors start empty, so each gets a
+    storage of its own) and plan."""
     pooled = liveness.pooled_fields(clone, state.reuse_buffers)
     _detach_planned(clone, pooled)
-    try:
-        sched = liveness.analyse(clone, input, state.mode, state.rule, pooled=pooled)
+    sched = liveness.analyse(clone, input, state.mode, state.rule, pooled=pooled)
+    with liveness.no_gc():
         return Plan(sched)
-    finally:
-        _detach_planned(clone, pooled)   # the copy holds no sized tensors between replans
 
 
 def _plan_on_real_copy(net, state, input):
@@ -505,10 +649,11 @@ def _memo_skip(net, memo):
 
 def _detach_planned(net, pooled):
     """Empty every output, gradInput and pooled buffer of net (a private copy)."""
-    for i, m in enumerate(net.listModules()):
-        planned, _ = liveness.module_fields(m, i, pooled)
-        for t, path, cat in planned:
-            t.set()
+    for m in net.listModules():
+        d = m.__dict__
+        for f in ('output', 'gradInput') + tuple(pooled.get(m.__typename__, ())):
+            for t in tensors_of(d.get(f)):
+                t.set()
 
 
 def meta_copy(net, reuse_buffers=True):

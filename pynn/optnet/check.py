@@ -12,7 +12,7 @@ import numpy as np
 from ..tensor import Tensor
 from ..nn.module import tracing
 from .trace import Recorder, recursive_clone, tensors_of, CONCAT_LIKE
-from .needs import backward_reads, INPUT, OUTPUT
+from .needs import backward_reads, INPUT, OUTPUT, GRAD_OUTPUT
 
 
 def _snap(t):
@@ -59,8 +59,9 @@ def schedule_violations(net, input, mode='inference'):
         if name == 'updateOutput':
             check(m, name, 'input', args[0])
             return
-        check(m, name, 'gradOutput', args[1])
-        need = backward_reads(m)  # only values the module's backward really reads
+        need = backward_reads(m, name)  # only values this method really reads
+        if GRAD_OUTPUT in need:
+            check(m, name, 'gradOutput', args[1])
         if INPUT in need:
             check(m, name, 'input', args[0])
         if OUTPUT in need:

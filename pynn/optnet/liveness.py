@@ -23,14 +23,20 @@ that say which storages a call touches, and in which span:
   and gradInputs over its whole call;
 * views and in-place modules share the storage of what they alias, so they extend its
   lifetime: liveness is per storage, not per tensor;
-* the network's output (and gradInput, in training) stays live to the end: the caller reads it.
+* the network's output (and gradInput, in training) stays live to the end: the caller reads it;
+* pooled buffers (POOLED_BUFFERS, with reuseBuffers) are tracked per tensor and live from the
+  first to the last of the calls of their module that their declaration names; a scratch
+  buffer (Scratch: content never outlives a call) is live inside each of those calls only.
 
 NEEDS (keyed by Lua typename) declares what each module's backward reads; an unknown module
 reads input, output and gradOutput in both updateGradInput and accGradParameters (the
-conservative rule, `needs='conservative'` applies it to every module). tests check each
+conservative rule, `needs='conservative'` applies it to every module). Tests check each
 declaration against its layer: whatever a layer does not declare is overwritten before its
-backward runs, and its gradients must not change.
+backward runs, and its gradients must not change, nor may it write there.
 """
+import bisect
+import gc
+
 import numpy as np
 
 from ..tensor import Tensor
@@ -98,15 +104,27 @@ NEEDS = {
 DEFAULT_NEEDS = (ALL, ALL)
 
 # Buffers the arena pools with outputs and gradInputs (option reuseBuffers): the fields the
-# original optnet shares in inference. Each lives from the first call of its module that
-# leaves it with a storage to the last call of that module (so in training finput lives from
-# updateOutput to accGradParameters, indices from updateOutput to updateGradInput).
+# original optnet shares in inference, each with the calls of its module that use it. A pooled
+# buffer lives from the first to the last of those calls (it must be written before it is read
+# in the first): conv's finput from updateOutput to accGradParameters, its fgradInput only
+# inside updateGradInput (a scratch), max pooling's indices from updateOutput to
+# updateGradInput. Checked against the layers by tests, as NEEDS is.
+UO, UGI, AGP = 'updateOutput', 'updateGradInput', 'accGradParameters'
+
+
+class Scratch(tuple):
+    """The calls of a pooled buffer whose content never outlives a call (each call writes it
+    before reading it): it is live inside each of those calls, and only there."""
+
+
+SCRATCH = Scratch((UO, UGI, AGP))
 POOLED_BUFFERS = {
-    'nn.SpatialConvolution': ('finput', 'fgradInput'),
-    'nn.SpatialConvolutionMM': ('finput', 'fgradInput'),
-    'nn.Normalize': ('norm', 'buffer', 'normp', '_indices'),
-    'nn.SpatialCrossMapLRN': ('scale',),
-    'nn.SpatialMaxPooling': ('indices',),
+    # fgradInput: the unfolded gradient in updateGradInput, GEMM scratch in the other calls
+    'nn.SpatialConvolution': {'finput': (UO, AGP), 'fgradInput': SCRATCH},
+    'nn.SpatialConvolutionMM': {'finput': (UO, AGP), 'fgradInput': SCRATCH},
+    'nn.Normalize': {'norm': (UO, UGI), 'buffer': (UO, UGI), 'normp': (UO, UGI), '_indices': (UO, UGI)},
+    'nn.SpatialCrossMapLRN': {'scale': (UO, UGI)},
+    'nn.SpatialMaxPooling': {'indices': (UO, UGI)},
 }
 
 # containers whose own copying is modelled exactly (see the module docstring)
@@ -124,8 +142,9 @@ def needs_of(m, method, rule='layer'):
 
 
 def pooled_fields(net, reuse_buffers=True):
-    """typename -> pooled buffer fields for this net (none when reuseBuffers is off; max
-    pooling's indices stay private when an unpooling module reads them, as the original)."""
+    """typename -> {pooled buffer field: calls that use it} for this net (none when
+    reuseBuffers is off; max pooling's indices stay private when an unpooling module reads
+    them, as the original)."""
     if not reuse_buffers:
         return {}
     table = dict(POOLED_BUFFERS)
@@ -135,6 +154,7 @@ def pooled_fields(net, reuse_buffers=True):
 
 
 def _extent(t):
+    """The storage elements t spans, from the storage's start (offset + extent)."""
     n = 1
     for s, st in zip(t._size, t._stride):
         if s == 0:
@@ -152,6 +172,36 @@ def _obs(x, out):
     elif isinstance(x, (list, tuple)):
         for v in x:
             _obs(v, out)
+    return out
+
+
+def _refs(x, out):
+    """Append (storage, 0) for every tensor with a storage in x: the arguments of a call are
+    views of module fields (whose sizes are observed on their own) or not placed at all."""
+    if isinstance(x, Tensor):
+        st = x._storage
+        if st is not None:
+            out.append((st, 0))
+    elif isinstance(x, (list, tuple)):
+        for v in x:
+            _refs(v, out)
+    return out
+
+
+def _pooled_obs(d, fields, name):
+    """(tensor, end) of a module's pooled buffers that call `name` uses: they are tracked per
+    tensor, not per storage (reuse_state_buffers may have given all of one kind a single
+    storage, and a buffer keeps its storage between the calls that use it)."""
+    out = []
+    for f, calls in fields.items():
+        if name in calls or (name == 'backward' and (UGI in calls or AGP in calls)):
+            t = d.get(f)
+            if isinstance(t, Tensor):
+                if t._storage is not None:
+                    out.append((t, _extent(t), isinstance(calls, Scratch)))
+                elif isinstance(calls, Scratch):
+                    # in later runs it will have its storage here, and may serve as scratch
+                    out.append((t, 0, True))
     return out
 
 
@@ -182,8 +232,8 @@ class _Recorder:
         c = Call(idx, m, name, self.clock, parent)
         self.clock += 1
         if idx is not None:
-            c.inp = _obs(args[0], []) if args else []
-            c.go = _obs(args[1], []) if len(args) > 1 else []
+            c.inp = _refs(args[0], []) if args else []
+            c.go = _refs(args[1], []) if len(args) > 1 else []
             self.calls.append(c)
             if parent is not None:
                 parent.kids.append(c)
@@ -198,16 +248,18 @@ class _Recorder:
             c.out = _obs(d.get('output'), [])
             c.gi = _obs(d.get('gradInput'), [])
             fields = self.pooled.get(m.__typename__)
-            c.buf = _obs([d.get(f) for f in fields], []) if fields else []
+            c.buf = _pooled_obs(d, fields, name) if fields else []
 
 
 class Buffer:
-    """A storage of the traced run that the arena may place: its live spans [lo, hi], the
-    elements it needs, and the module fields (members) that view it."""
-    __slots__ = ('storage', 'size', 'lo', 'hi', 'members', 'label', 'category', 'offset', 'key')
+    """A storage of the traced run that the arena may place: the spans it is live in (`spans`,
+    a list of [lo, hi]: one interval, or one per call for a scratch buffer; lo and hi are
+    their hull), the elements it needs, and the module fields (members) that view it."""
+    __slots__ = ('storage', 'size', 'lo', 'hi', 'spans', 'members', 'label', 'category', 'offset', 'key')
 
-    def __init__(self, storage, size, lo, hi):
+    def __init__(self, storage, size, lo, hi, spans=None):
         self.storage, self.size, self.lo, self.hi = storage, size, lo, hi
+        self.spans = spans or [(lo, hi)]
         self.members = []      # (tensor, path, offset, size, stride); path = (module index, field, i...)
         self.label = self.category = None
         self.offset = None     # in elements, inside the arena of its type (set by the planner)
@@ -221,7 +273,7 @@ class Buffer:
         return self.size * self.storage.dtype.itemsize
 
     def __repr__(self):
-        return 'Buffer(%s, %d B, spans %d..%d, offset %s)' % (self.label, self.nbytes, self.lo, self.hi,
+        return 'Buffer(%s, %d B, spans %s, offset %s)' % (self.label, self.nbytes, self.spans,
                                                               self.offset)
 
 
@@ -254,8 +306,9 @@ class Schedule:
 def _peak(buffers):
     ev = {}
     for b in buffers:
-        ev[b.lo] = ev.get(b.lo, 0) + b.nbytes
-        ev[b.hi + 1] = ev.get(b.hi + 1, 0) - b.nbytes
+        for lo, hi in b.spans:
+            ev[lo] = ev.get(lo, 0) + b.nbytes
+            ev[hi + 1] = ev.get(hi + 1, 0) - b.nbytes
     cur = peak = 0
     for t in sorted(ev):
         cur += ev[t]
@@ -276,11 +329,22 @@ def _field_tensors(v, path, out):
 
 def module_fields(m, i, pooled):
     """(planned, other): (tensor, path, category) of m's output, gradInput and pooled buffers,
-    and the tensors of every other field (parameters, private buffers) that pin their storage."""
+    and (tensor, path) of every other field (parameters, private buffers), which pin their
+    storages."""
     planned, other = [], []
     pf = pooled.get(m.__typename__, ())
     for k, v in m.__dict__.items():
-        if k == 'modules' or k.startswith('_pynn_'):
+        if isinstance(v, Tensor):
+            if k == 'output':
+                planned.append((v, (i, k), 'outputs'))
+            elif k == 'gradInput':
+                planned.append((v, (i, k), 'gradInputs'))
+            elif k in pf:
+                planned.append((v, (i, k), 'buffers'))
+            elif not k.startswith('_pynn_'):
+                other.append((v, (i, k)))
+            continue
+        if not isinstance(v, (list, tuple, dict)) or k == 'modules' or k.startswith('_pynn_'):
             continue
         acc = []
         _field_tensors(v, (i, k), acc)
@@ -298,8 +362,8 @@ def module_fields(m, i, pooled):
 
 
 def privatize_pooled(net, pooled):
-    """Give every pooled buffer its own (empty) storage again, undoing reuse_state_buffers:
-    the arena shares them by liveness instead. Modules resize them before use."""
+    """Give every pooled buffer its own (empty) storage again, undoing reuse_state_buffers.
+    (Not needed for planning: pooled buffers are tracked per tensor.)"""
     for m in net.listModules():
         for f in pooled.get(m.__typename__, ()):
             t = m.__dict__.get(f)
@@ -315,7 +379,7 @@ def run_traced(net, input, mode, pooled):
         index.setdefault(id(m), i)
     rec = _Recorder(index, pooled)
     grad = None
-    with tracing(rec):
+    with no_gc(), tracing(rec):
         out = net.forward(input)
         if mode == 'training':
             grad = recursive_clone(out)
@@ -323,12 +387,27 @@ def run_traced(net, input, mode, pooled):
     return rec, mods, grad
 
 
+class no_gc:
+    """Pause Python's cyclic garbage collector: the tracer creates tens of thousands of small
+    objects, and on a large network every collection they trigger scans all its modules."""
+
+    def __enter__(self):
+        self.was = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc):
+        if self.was:
+            gc.enable()
+        return False
+
+
 def analyse(net, input, mode='inference', rule='layer', reuse_buffers=True, pooled=None):
     """Run the net once and return its Schedule (see the module docstring)."""
     if pooled is None:
         pooled = pooled_fields(net, reuse_buffers)
     rec, mods, grad = run_traced(net, input, mode, pooled)
-    return build_schedule(net, mods, rec, input, grad, mode, rule, pooled)
+    with no_gc():
+        return build_schedule(net, mods, rec, input, grad, mode, rule, pooled)
 
 
 def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
@@ -347,6 +426,24 @@ def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
             else:
                 lo[k], hi[k], end[k], keep[k] = a, b, e, st
 
+    blo, bhi, bend, bspans = {}, {}, {}, {}
+
+    def touch_pooled(obs, a, b):
+        for t, e, scratch in obs:
+            k = id(t)
+            if k in blo:
+                bhi[k] = b
+                if e > bend[k]:
+                    bend[k] = e
+            else:
+                blo[k], bhi[k], bend[k] = a, b, e
+            if scratch:  # live inside each call only
+                sp = bspans.setdefault(k, [])
+                if sp and sp[-1][1] >= a:
+                    sp[-1] = (sp[-1][0], max(sp[-1][1], b))
+                else:
+                    sp.append((a, b))
+
     for c in rec.calls:
         m, name, E, X = c.m, c.name, c.E, c.X
         last = X - 1  # the last span inside the call
@@ -355,7 +452,7 @@ def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
             if name == 'updateOutput':
                 touch(c.inp, E, last)
                 touch(c.out, E, last)
-                touch(c.buf, E, last)
+                touch_pooled(c.buf, E, last)
                 continue
             if name == 'backward' and any(k.m is m for k in c.kids):
                 continue  # its own updateGradInput / accGradParameters are traced
@@ -372,7 +469,7 @@ def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
                 touch(c.inp, E, last)
             if OUT in reads:
                 touch(c.out, E, last)
-            touch(c.buf, E, last)
+            touch_pooled(c.buf, E, last)
             continue
         tn = m.__typename__
         kids = [k for k in c.kids if k.m in mods_of]
@@ -418,6 +515,7 @@ def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
     members = {}
     seen_t = set()
     labels = {}
+    pooled_bufs = []
     for i, m in enumerate(mods):
         planned, other = module_fields(m, i, pooled)
         for t, _ in other:
@@ -428,6 +526,20 @@ def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
             if st is None or id(t) in seen_t:
                 continue
             seen_t.add(id(t))
+            if cat == 'buffers':
+                k = id(t)
+                if k in blo and bend[k] > 0:
+                    size = max(bend[k], _extent(t))
+                    if k in bspans and _extent(t) > 0:
+                        # a scratch buffer is also seen in calls that do not size it (where
+                        # it may still be a view of a storage reuse_state_buffers shared):
+                        # its size is the one its module gave it
+                        size = _extent(t)
+                    b = Buffer(st, size, blo[k], bhi[k], bspans.get(k))
+                    b.members = [(t, path, t._offset, t._size, t._stride)]
+                    b.category, b.label, b.key = cat, describe_path(mods, path), path
+                    pooled_bufs.append(b)
+                continue
             k = id(st)
             members.setdefault(k, []).append((t, path, t._offset, t._size, t._stride))
             if k not in labels:
@@ -446,8 +558,37 @@ def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
         b.label = describe_path(mods, path)
         b.key = path
         buffers.append(b)
+    buffers.extend(pooled_bufs)
+    _close_gaps(buffers)
     buffers.sort(key=lambda b: (b.lo, b.hi, b.key))
     return Schedule(buffers, spans, mode, rule, rec.calls, len(mods))
+
+
+def _close_gaps(buffers):
+    """Join the live intervals of a (scratch) buffer across a gap in which no other buffer
+    lives and dies: that adds no conflict, and a buffer with one interval packs better."""
+    multi = [b for b in buffers if len(b.spans) > 1]
+    if not multi:
+        return
+    ivs = sorted(iv for b in buffers for iv in b.spans)
+    los = [iv[0] for iv in ivs]
+    for b in multi:
+        out = [b.spans[0]]
+        for a, e in b.spans[1:]:
+            g0, g1 = out[-1][1] + 1, a - 1
+            inside = False
+            if g0 <= g1:
+                k = bisect.bisect_left(los, g0)
+                while k < len(ivs) and ivs[k][0] <= g1:
+                    if ivs[k][1] <= g1:
+                        inside = True
+                        break
+                    k += 1
+            if inside:
+                out.append((a, e))
+            else:
+                out[-1] = (out[-1][0], e)
+        b.spans = out
 
 
 def describe_path(mods, path):

@@ -35,6 +35,9 @@ def storages_by_category(net):
 def countUsedMemory(net):
     """Bytes held by outputs, gradInputs, buffers and params (storage size x element size),
     each storage counted once per category; `total_size` is their sum (as the original)."""
+    if net.__dict__.get('_pynn_arena') is not None:  # one arena, typed views: count bytes once
+        from .report import arena_memory
+        return arena_memory(net)
     sizes = {}
     for cat, stores in storages_by_category(net).items():
         sizes[cat] = sum(st.size() * st.elementSize() for st in stores.values())

@@ -1,63 +1,20 @@
-"""What each module's backward reads: its input's values, its output's values, or neither.
+"""Whether a module's backward reads its input's values, its output's values, or neither.
 
-Used to decide when switching a module to in-place is safe, and by the planner's
-layer-aware liveness. Unknown modules are assumed to read both (the safe default).
+A summary of liveness.NEEDS (what updateGradInput and accGradParameters read, per Lua
+typename), used to decide when switching a module to in-place is safe and by the schedule
+replay check. Unknown modules read both (the safe default).
 """
-INPUT, OUTPUT = 'input', 'output'
+from .liveness import NEEDS, DEFAULT_NEEDS, IN, OUT, GO
 
-BACKWARD_READS = {
-    # parameterised layers read their input to form weight gradients
-    'nn.Linear': {INPUT},
-    'nn.SpatialConvolution': {INPUT},
-    'nn.SpatialConvolutionMM': {INPUT},
-    'cudnn.SpatialConvolution': {INPUT},
-    'nn.BatchNormalization': {INPUT},
-    'nn.SpatialBatchNormalization': {INPUT},
-    'cudnn.SpatialBatchNormalization': {INPUT},
-    # pointwise: Lua's THNN Threshold reads its input (the output too when in place)
-    'nn.Threshold': {INPUT},
-    'nn.ReLU': {INPUT},
-    'cudnn.ReLU': {INPUT, OUTPUT},
-    'nn.Sigmoid': {OUTPUT},
-    'nn.Tanh': {OUTPUT},
-    'nn.SoftMax': {OUTPUT},
-    'nn.LogSoftMax': {OUTPUT},
-    'cudnn.SoftMax': {OUTPUT},
-    'cudnn.LogSoftMax': {OUTPUT},
-    'nn.SpatialCrossMapLRN': {INPUT, OUTPUT},
-    'cudnn.SpatialCrossMapLRN': {INPUT, OUTPUT},
-    'nn.Normalize': {INPUT},
-    'nn.CMulTable': {INPUT},
-    'nn.PairwiseDistance': {INPUT},
-    # these need sizes or their own buffers (indices, noise) only
-    'nn.SpatialMaxPooling': set(),
-    'cudnn.SpatialMaxPooling': {INPUT, OUTPUT},
-    'nn.SpatialAveragePooling': set(),
-    'cudnn.SpatialAveragePooling': set(),
-    'nn.SpatialMaxUnpooling': set(),
-    'nn.SpatialZeroPadding': set(),
-    'nn.Dropout': set(),
-    'nn.MulConstant': set(),
-    'nn.AddConstant': set(),
-    'nn.Identity': set(),
-    'nn.View': set(),
-    'nn.Reshape': set(),
-    'nn.Narrow': set(),
-    'nn.Select': set(),
-    'nn.Copy': set(),
-    'nn.Mean': set(),
-    'nn.Sum': set(),
-    'nn.CAddTable': set(),
-    'nn.CSubTable': set(),
-    'nn.JoinTable': set(),
-    'nn.SelectTable': set(),
-    'nn.NarrowTable': set(),
-    'nn.FlattenTable': set(),
-    'nn.Concat': set(),
-    'nn.DepthConcat': set(),
-    'nn.Parallel': set(),
-}
+INPUT, OUTPUT, GRAD_OUTPUT = IN, OUT, GO
 
 
-def backward_reads(module):
-    return BACKWARD_READS.get(module.__typename__, {INPUT, OUTPUT})
+def backward_reads(module, method='backward'):
+    """The subset of {INPUT, OUTPUT, GRAD_OUTPUT} read by `method` (updateGradInput,
+    accGradParameters, or backward: both) of the module."""
+    ugi, agp = NEEDS.get(module.__typename__, DEFAULT_NEEDS)
+    parts = {'updateGradInput': (ugi,), 'accGradParameters': (agp,)}.get(method, (ugi, agp))
+    reads = set()
+    for part in parts:
+        reads |= set(part(module) if callable(part) else part)
+    return reads

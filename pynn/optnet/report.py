@@ -16,7 +16,7 @@ from ..tensor import Tensor
 from ..nn.module import Module, tracing
 from . import liveness
 from .apply import set_inplace
-from .arena import ALIGN_BYTES as ALIGN, ArenaState, ArenaStorage, Plan, meta_copy, _meta_from, _template, _memo_skip, _detach_planned
+from .arena import ArenaState, ArenaStorage, Plan, meta_copy, _meta_from, _template, _memo_skip, _detach_planned
 from .memory import storages_by_category, CATEGORIES
 from .trace import forward_schedule, recursive_clone, tensors_of
 
@@ -111,11 +111,13 @@ class PlanReport:
         for b in sorted(s.buffers, key=lambda b: (b.offset * b.itemsize, b.lo)):
             self.rows.append({'label': b.label, 'category': b.category, 'type': liveness.type_key(b.storage),
                               'bytes': b.nbytes, 'first': b.lo, 'last': b.hi,
+                              'spans': [list(sp) for sp in b.spans],
                               'offset': b.offset * b.itemsize, 'tensors': len(b.members)})
         self.types = sorted(plan.dtypes)
         self.lower_bounds = s.lower_bound(per_type=True)
         self.lower_bound = s.lower_bound()
         self.aligned_bound = plan.aligned_bound
+        self.align = plan.align
         self.arena_bytes = plan.nbytes
         self.options = dict(o)
 
@@ -126,7 +128,7 @@ class PlanReport:
     def as_dict(self):
         return {'mode': self.mode, 'needs': self.needs, 'applied': self.applied, 'spans': self.spans,
                 'arena_bytes': self.arena_bytes, 'lower_bound': self.lower_bound, 'ratio': self.ratio,
-                'aligned_lower_bound': self.aligned_bound, 'types': self.types,
+                'aligned_lower_bound': self.aligned_bound, 'alignment': self.align, 'types': self.types,
                 'lower_bounds_per_type': self.lower_bounds, 'buffers': self.rows}
 
     def json(self, **kw):
@@ -139,12 +141,13 @@ class PlanReport:
                  'ratio %.4f' % (self.mode, self.needs, self.spans, '' if self.applied else ', not applied',
                                  self.arena_bytes / MiB, self.lower_bound / MiB, self.ratio)]
         lines.append('  one arena of %d bytes for %s (lower bound %d; %d with %d-byte aligned sizes)'
-                     % (self.arena_bytes, ', '.join(self.types), self.lower_bound, self.aligned_bound, ALIGN))
+                     % (self.arena_bytes, ', '.join(self.types), self.lower_bound, self.aligned_bound, self.align))
         lines.append('  %-44s %-10s %-8s %12s %12s %7s %7s' % ('storage (first tenant)', 'category', 'type',
                                                               'offset', 'bytes', 'first', 'last'))
         for r in self.rows:
-            lines.append('  %-44s %-10s %-8s %12d %12d %7d %7d' % (r['label'][:44], r['category'], r['type'],
-                                                                  r['offset'], r['bytes'], r['first'], r['last']))
+            lines.append('  %-44s %-10s %-8s %12d %12d %7d %7d%s' % (
+                r['label'][:44], r['category'], r['type'], r['offset'], r['bytes'], r['first'], r['last'],
+                '' if len(r['spans']) == 1 else '  (live in %d calls only)' % len(r['spans'])))
         return '\n'.join(lines)
 
     __repr__ = __str__
@@ -185,7 +188,7 @@ def arena_memory(net, input=None, mode=None):
             net.backward(input, recursive_clone(out))
         state = net.__dict__['_pynn_arena']
     arenas = set(id(a) for a in state.arenas.values())
-    shared = state.raw is not None      # typed views of one raw buffer: count its bytes once
+    shared = state.shared      # typed views of one raw buffer: count its bytes once
     sizes, counted = {}, set()
     for cat, stores in storages_by_category(net).items():
         total = 0
@@ -226,8 +229,13 @@ def _slots(net, state):
             lo_b = a if lo_b is None else min(lo_b, a)
             hi_b = e if hi_b is None else max(hi_b, e)
         if arena is not None:
-            out.append((b.lo, b.hi, arena, lo_b, hi_b, b.label))
+            out.append((b.lo, b.hi, arena, lo_b, hi_b, b.label, b.spans))
     return out
+
+
+def _meet(p, q):
+    """Whether two lists of [lo, hi] intervals share a span."""
+    return any(a <= d and c <= b for a, b in p for c, d in q)
 
 
 def overlaps(net):
@@ -237,7 +245,7 @@ def overlaps(net):
     if not isinstance(state, ArenaState):
         raise ValueError('overlaps: the network is not arena-optimized')
     slots = _slots(net, state)
-    shared = state.raw is not None
+    shared = state.shared
     bad = []
     if not slots:
         return bad
@@ -250,23 +258,26 @@ def overlaps(net):
         hit = (lo <= hi[i]) & (hi >= lo[i]) & (a < e[i]) & (e > a[i]) & (mem == mem[i])
         hit[:i + 1] = False
         for j in np.nonzero(hit)[0]:
-            bad.append((slots[i][5], slots[j][5]))
+            if _meet(slots[i][6], slots[j][6]):
+                bad.append((slots[i][5], slots[j][5]))
     return bad
 
 
 class _Poisoner:
     """A tracer that overwrites a buffer's bytes with 0xFF (NaN for floats, -1 for integers)
-    at the event that starts its first span (before its first write) and at the event that
-    follows its last span (after its last read): a liveness that starts a buffer too late or
-    ends it too early makes the network compute with poison."""
+    at the event that starts each of its live intervals (before it is written) and at the
+    event that follows each (after its last read): a liveness that starts a buffer too late
+    or ends it too early makes the network compute with poison."""
 
     def __init__(self, slots, raw):
         self.clock = 0
         self.raw = raw
         self.at = {}
-        for lo, hi, st, a, e, _ in slots:
-            self.at.setdefault(lo, []).append((a, e))
-            self.at.setdefault(hi + 1, []).append((a, e))
+        for slot in slots:
+            a, e = slot[3], slot[4]
+            for lo, hi in slot[6]:
+                self.at.setdefault(lo, []).append((a, e))
+                self.at.setdefault(hi + 1, []).append((a, e))
 
     def _poison(self):
         for a, e in self.at.get(self.clock, ()):
