@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
 import pynn
-from pynn import nn, optnet
+from pynn import nn, cudnn, optnet
 from pynn.optnet import arena, liveness, report
 from pynn.optnet.trace import recursive_clone, tensors_of
 import models
@@ -391,6 +391,17 @@ def _pooled_pair():
 
 CASES = {
     'nn.Threshold': lambda: [(nn.Threshold(0.1, 0.0), _t(3, 5)), (nn.Threshold(0.1, 0.0, True), _t(3, 5))],
+    'cudnn.SpatialConvolution': lambda: [(cudnn.SpatialConvolution(2, 3, 3, 3, 1, 1, 1, 1), _t(2, 2, 5, 5))],
+    'cudnn.ReLU': lambda: [(cudnn.ReLU(), _t(2, 3, 4, 4)), (cudnn.ReLU(True), _t(2, 3, 4, 4))],
+    'cudnn.SpatialMaxPooling': lambda: [(cudnn.SpatialMaxPooling(2, 2, 2, 2), _t(2, 3, 6, 6))],
+    'cudnn.SpatialCrossMapLRN': lambda: [(cudnn.SpatialCrossMapLRN(3), _t(2, 4, 5, 5))],
+    'cudnn.BatchNormalization': lambda: [(cudnn.BatchNormalization(5), _t(4, 5))],
+    'cudnn.SpatialBatchNormalization': lambda: [(cudnn.SpatialBatchNormalization(2), _t(3, 2, 4, 4))],
+    'cudnn.SoftMax': lambda: [(cudnn.SoftMax(), _t(3, 5))],
+    'cudnn.LogSoftMax': lambda: [(cudnn.LogSoftMax(), _t(3, 5))],
+    'cudnn.Tanh': lambda: [(cudnn.Tanh(), _t(3, 5))],
+    'cudnn.Sigmoid': lambda: [(cudnn.Sigmoid(), _t(3, 5))],
+    'cudnn.SpatialAveragePooling': lambda: [(cudnn.SpatialAveragePooling(2, 2, 2, 2), _t(2, 3, 6, 6))],
     'nn.ReLU': lambda: [(nn.ReLU(), _t(3, 5)), (nn.ReLU(True), _t(3, 5))],
     'nn.Sigmoid': lambda: [(nn.Sigmoid(), _t(3, 5))],
     'nn.Tanh': lambda: [(nn.Tanh(), _t(3, 5))],

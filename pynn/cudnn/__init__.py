@@ -17,6 +17,7 @@ import sys
 
 from ..nn.module import Module
 from .conv import SpatialConvolution, setWorkspaceLimit, getWorkspaceLimit
+from .layers import LUA_COPIES
 from .layers import (ReLU, Tanh, Sigmoid, SoftMax, LogSoftMax, SpatialMaxPooling,
                      SpatialAveragePooling, BatchNormalization, SpatialBatchNormalization,
                      SpatialCrossMapLRN)
@@ -36,6 +37,20 @@ DROPPED = {
     'BatchNormalization': ('_input', '_gradOutput'),
     'SpatialBatchNormalization': ('_input', '_gradOutput'),
 }
+
+
+def luaContiguousCopies(net, on=True):
+    """Emulate cudnn.torch (2016) on every cudnn.* module of net: a non-contiguous input or
+    gradOutput is first copied into a persistent `_input` / `_gradOutput` buffer (and an in-place
+    activation's gradInput is that copy), as cudnn.torch did before calling cuDNN. Off by default:
+    pynn's kernels take strided tensors. Used to reproduce the memory figures of that time."""
+    for m in net.listModules():
+        if m.__typename__.startswith('cudnn.'):
+            if on:
+                m.__dict__[LUA_COPIES] = True
+            else:
+                m.__dict__.pop(LUA_COPIES, None)
+    return net
 
 
 def registry():
@@ -97,4 +112,5 @@ def convert(net, dst=None, exclusion_fn=None):
     return net.replace(swap)
 
 
-__all__ = ['convert', 'registry', 'setWorkspaceLimit', 'getWorkspaceLimit'] + [c.__name__ for c in _CLASSES]
+__all__ = (['convert', 'registry', 'luaContiguousCopies', 'setWorkspaceLimit', 'getWorkspaceLimit'] +
+           [c.__name__ for c in _CLASSES])

@@ -20,7 +20,8 @@ import numpy as np
 
 from ..backend import array_module
 from ..nn.conv import _SpatialConvolutionMMBase
-from ..nn.functional import conv_output_size, im2col, col2im_add, _small_buffers
+from ..nn.functional import im2col, col2im_add, _small_buffers
+from .layers import lua_contiguous
 
 # bytes of unfolded columns one call may hold at once (at least one sample's, whatever this is)
 WORKSPACE_LIMIT = [64 << 20]
@@ -133,6 +134,7 @@ class SpatialConvolution(_SpatialConvolutionMMBase):
         bias = self.__dict__.get('bias')
         G = self._geometry(input, bias=bias)
         self._back_compat()
+        input = lua_contiguous(self, input, '_input')
         if G['batch']:
             self.output.resize(G['B'], G['nOut'], G['oH'], G['oW'])
         else:
@@ -177,6 +179,8 @@ class SpatialConvolution(_SpatialConvolutionMMBase):
             return None
         G = self._geometry(input, gradOutput)
         self._back_compat()
+        input = lua_contiguous(self, input, '_input')
+        gradOutput = lua_contiguous(self, gradOutput, '_gradOutput')
         self.gradInput.resizeAs(input)
         if self.gradInput.is_meta():
             return self.gradInput
@@ -210,6 +214,8 @@ class SpatialConvolution(_SpatialConvolutionMMBase):
         gradBias = self.__dict__.get('gradBias')
         G = self._geometry(input, gradOutput, self.gradWeight, gradBias)
         self._back_compat()
+        input = lua_contiguous(self, input, '_input')
+        gradOutput = lua_contiguous(self, gradOutput, '_gradOutput')
         if not self.gradWeight.isContiguous():
             raise ValueError('%s: gradWeight needs to be contiguous' % self._name())
         if gradBias is not None and not gradBias.isContiguous():

@@ -39,9 +39,10 @@ def lua_contiguous(m, t, field):
     return buf
 
 
-class _LuaCopiesGrad:
+class _LuaCopiesGrad(_nn.Module):
     """Mixin: updateGradInput on a contiguous copy of gradOutput (cudnn.torch's _gradOutput),
-    only for modules with `_pynn_lua_copies` set."""
+    only for modules with `_pynn_lua_copies` set. (A Module subclass, so that its
+    updateGradInput is the traced one and tracers see the caller's gradOutput, as in Lua.)"""
 
     def updateGradInput(self, input, gradOutput):
         return super().updateGradInput(input, lua_contiguous(self, gradOutput, '_gradOutput'))

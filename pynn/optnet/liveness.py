@@ -100,6 +100,18 @@ NEEDS = {
     'nn.CAddTable': ({GO}, NONE),
     'nn.CMulTable': ({IN, GO}, NONE),
     'nn.CSubTable': ({GO}, NONE),
+    # cudnn flavours (pynn.cudnn): no finput, so the convolution's weight gradient reads input
+    'cudnn.SpatialConvolution': ({GO}, {IN, GO}),
+    'cudnn.ReLU': ({IN, GO}, NONE),
+    'cudnn.SpatialMaxPooling': ({IN, GO}, NONE),
+    'cudnn.SpatialCrossMapLRN': ({IN, OUT, GO}, NONE),
+    'cudnn.BatchNormalization': ({IN, GO}, {IN, GO}),
+    'cudnn.SpatialBatchNormalization': ({IN, GO}, {IN, GO}),
+    'cudnn.SoftMax': ({OUT, GO}, NONE),
+    'cudnn.LogSoftMax': ({OUT, GO}, NONE),
+    'cudnn.Tanh': ({OUT, GO}, NONE),
+    'cudnn.Sigmoid': ({OUT, GO}, NONE),
+    'cudnn.SpatialAveragePooling': ({GO}, NONE),
 }
 DEFAULT_NEEDS = (ALL, ALL)
 

@@ -14,10 +14,15 @@ Beside that: the liveness lower bound (bytes: the largest total size of the acti
 outputs and, in training, gradInputs, alive at one moment of the recorded schedule; with
 reuseBuffers the pooled buffers too), and, when pynn has it, the 'optimal' planner's after.
 
+Each table runs on the network it was measured on (NETWORKS: ResNet's normalization layers
+changed in optnet's models.lua between the tables); `--today` runs today's builders instead.
+`--lua2016` emulates the 2016 code that made the figures (optimize_memory_2016, and cudnn.torch's
+contiguous copies: pynn.cudnn.luaContiguousCopies); it reproduces the published figures.
+
 `--meta` runs every cell on the meta device (sizes only: no memory, no arithmetic, a few
 seconds in all; tests/test_meta.py proves its accounting equals real runs'). By default cells
 run on real data, except those in META_BY_DEFAULT (too slow for a 2-core machine), which run on
-meta and are marked so; `--real` forces real runs everywhere.
+meta and are marked so; `--real` forces real runs everywhere. docs/tables.md has the results.
 """
 import gc
 import json
@@ -73,8 +78,26 @@ MODELS = [
     ('resnet-110-cifar', 'resnet', {'dataset': 'cifar10', 'depth': 110}),
 ]
 # cells too slow for real arithmetic on a 2-core machine within the 15 minutes of the whole
-# command; they run on meta unless --real (their accounting equals a real run's: test_meta.py)
+# command run on meta unless --real (their accounting equals a real run's: test_meta.py). None
+# is: with one BLAS thread all 12 cells take about 7 minutes on 2 cores (VGG: 1.5 and 2 min).
 META_BY_DEFAULT = set()
+
+# The networks as they were when each table was made (optnet's git history): ResNet's batch
+# normalizations were real nn.SpatialBatchNormalization layers on 2016-03-15/16 (the two
+# inference tables) and commented out on 2016-03-19 (the training table); today's models.lua
+# (and models.resnet) puts nn.MulConstant(1) stand-ins there instead.
+NETWORKS = {
+    'today': "today's builder (models.builders)",
+    'bn': 'ResNet with real SpatialBatchNormalization (models.lua of 2016-03-15/16)',
+    'nobn': 'ResNet without normalization layers (models.lua of 2016-03-17 to 2016-05-09)',
+}
+
+
+def network_of(setting_key, model, today=False):
+    """Which network a cell runs: NETWORKS key."""
+    if today or not model.startswith('resnet'):
+        return 'today'
+    return 'nobn' if setting_key.startswith('training') else 'bn'
 
 
 def options_of(setting_key):
@@ -92,27 +115,50 @@ def published_bytes(setting_key, model):
 
 
 # --- building and running ------------------------------------------------------------------------
-def build(model, kind, batch, meta=False):
+def build(model, kind, batch, meta=False, network='today'):
     """(net, input) of a published model in float kind 'Double'/'Float', on meta or real data."""
     import pynn
     import models as _models
     _, builder, arg = next(m for m in MODELS if m[0] == model)
+    if network == 'bn':
+        arg = dict(arg, batchNorm=True)
     old = pynn.getdefaulttensortype()
     pynn.setdefaulttensortype('torch.%s%sTensor' % ('Meta' if meta else '', kind))
     try:
         pynn.manualSeed(0)
         b = _models.builders[builder]
-        return b(arg, batch=batch) if arg is not None else b(batch=batch)
+        net, inp = b(arg, batch=batch) if arg is not None else b(batch=batch)
     finally:
         pynn.setdefaulttensortype(old)
+    if network == 'nobn':
+        strip_normalization(net)
+    return net, inp
 
 
-def prepare(setting, model, meta=False):
+def strip_normalization(net):
+    """Remove the nn.MulConstant(1) batch-normalization stand-ins of models.resnet (those whose
+    `inplace` is None), as models.lua had them commented out in March 2016."""
+    for m in net.listModules():
+        mods = m.__dict__.get('modules')
+        if not mods or m.__typename__ != 'nn.Sequential':
+            continue
+        keep = [c for c in mods if not (c.__typename__ == 'nn.MulConstant' and c.__dict__.get('inplace', False) is None
+                                        and c.constant_scalar == 1)]
+        if len(keep) != len(mods):
+            mods[:] = keep
+            m.gradInput = keep[0].gradInput
+            m.output = keep[-1].output
+    return net
+
+
+def prepare(setting, model, meta=False, network='today', lua2016=False):
     """The network of one cell, in the setting's mode and modules, not yet run."""
-    net, inp = build(model, setting['kind'], setting['batch'], meta)
+    net, inp = build(model, setting['kind'], setting['batch'], meta, network)
     if setting['cudnn']:
         from .. import cudnn
         net = cudnn.convert(net)
+        if lua2016:
+            cudnn.luaContiguousCopies(net)
     if setting['mode'] == 'inference':
         net.evaluate()
     else:
@@ -221,6 +267,57 @@ def activation_lower_bound(net, inp, mode='inference'):
     return top
 
 
+# --- optnet as of March 2016 (the code that made the published figures) ---------------------------
+def optimize_memory_2016(net, input, opts):
+    """optnet's optimizeMemory as of 2016-03-16/19 (commits 0a47dc4, 4541971), which produced the
+    published figures; pynn.optnet.optimizeMemory is today's optnet. Two differences matter:
+    the assignment takes the first compatible storage (today: the compatible storage closest in
+    size), and in training the analysis also tracks nn.Sequential's gradOutput and gradInput
+    (today it skips containers of that type). Every module with an `inplace` field other than
+    nn.Threshold is switched to in place (no safety check), as then."""
+    from ..nn.module import tracing
+    from . import apply as A
+    from .plan import lua_sort, Group, _compatible
+    from .trace import (optnet_analysis, recursive_clone, tensors_of, _Track, Recorder,
+                        K_NOT_USED, K_NOT_DEFINED, K_ALWAYS_LIVE)
+    mode = opts.get('mode', 'inference')
+    run_once(net, input, mode)
+    A.set_inplace(net, opts.get('inplace', True))
+    A.reuse_state_buffers(net, opts.get('reuseBuffers', True), mode)
+    A.remove_grad_params(net, opts.get('removeGradParams', True), mode)
+    if mode == 'inference':
+        rows = optnet_analysis(net, input, mode)
+    else:
+        track = _Track()
+
+        def on_enter(c, m, name, args):
+            if name != 'updateOutput':   # the March-2016 rule: Sequential included
+                track.keep(args[1], 'used', c, max, K_NOT_USED, m.__typename__)
+                track.keep(m.gradInput, 'defined', c, min, K_NOT_DEFINED, m.__typename__)
+
+        with tracing(Recorder(on_enter)):
+            out = net.forward(input)
+            grad = recursive_clone(out)
+            net.backward(input, grad)
+        for x, name in ((input, 'input'), (grad, 'grad')):
+            for t in tensors_of(x):
+                if t.storage() is not None:
+                    track.keep(t, 'used', K_ALWAYS_LIVE, lambda a, b: a, 0, name)
+                    track.keep(t, 'defined', -K_ALWAYS_LIVE, lambda a, b: a, 0, name)
+        rows = track.rows
+    lua_sort(rows, lambda x, y: x.used < y.used)
+    groups = []
+    for row in rows:                     # first fit
+        for g in groups:
+            if _compatible(row, g):
+                g.append(row)
+                break
+        else:
+            groups.append(Group([row]))
+    A.apply_groups(groups)
+    return net
+
+
 def has_optimal():
     from .. import optnet
     if 'optimal' not in getattr(optnet, 'PLANNERS', ()):
@@ -232,33 +329,47 @@ def has_optimal():
     return hasattr(report, 'arena_memory')
 
 
-def run_cell(setting, model, meta=False, optimal=True, bound=True):
-    """One cell: {'setting', 'model', 'meta', 'options', 'before', 'after', 'lower_bound',
-    'optimal_after', 'published', 'seconds'} (memory figures in bytes)."""
+def optimal_after(setting, model, network='today'):
+    """countUsedMemory's fields after optimizeMemory(planner='optimal') and a run (each arena
+    counted once: report.arena_memory), on the meta device (no memory, no arithmetic; the
+    accounting equals a real run's), or None when pynn has no such planner."""
+    if not has_optimal():
+        return None
+    from .. import optnet
+    from .report import arena_memory
+    opts = options_of(setting['key'])
+    net, inp = prepare(setting, model, True, network)
+    optnet.optimizeMemory(net, inp, dict(opts, planner='optimal'))
+    run_once(net, inp, opts.get('mode', 'inference'))
+    m = arena_memory(net)
+    return {k: int(m[k]) for k in FIELDS + ('arena', 'lower_bound') if k in m}
+
+
+def run_cell(setting, model, meta=False, optimal=True, bound=True, today=False, lua2016=False):
+    """One cell: {'setting', 'model', 'network', 'emulation', 'meta', 'options', 'before', 'after',
+    'lower_bound', 'optimal_after', 'published', 'seconds'} (memory figures in bytes).
+    today: run today's builders (else the networks of the time, see network_of); lua2016:
+    emulate the code of the time (optimize_memory_2016 and cudnn.torch's contiguous copies)."""
     from .. import optnet
     t0 = time.perf_counter()
     opts = options_of(setting['key'])
     mode = opts.get('mode', 'inference')
-    net, inp = prepare(setting, model, meta)
+    network = network_of(setting['key'], model, today)
+    net, inp = prepare(setting, model, meta, network, lua2016)
     lb = lower_bound(net, inp, opts) if bound else None
     run_once(net, inp, mode)
     before = optnet.countUsedMemory(net)
-    optnet.optimizeMemory(net, inp, opts)
+    if lua2016:
+        optimize_memory_2016(net, inp, opts)
+    else:
+        optnet.optimizeMemory(net, inp, opts)
     run_once(net, inp, mode)
     after = optnet.countUsedMemory(net)
     del net
     gc.collect()
-    opt_after = None
-    if optimal and has_optimal():
-        from .report import arena_memory
-        net, inp = prepare(setting, model, meta)
-        optnet.optimizeMemory(net, inp, dict(opts, planner='optimal'))
-        run_once(net, inp, mode)
-        m = arena_memory(net)
-        opt_after = {k: int(m[k]) for k in FIELDS + ('arena', 'lower_bound') if k in m}
-        del net
-        gc.collect()
-    return {'setting': setting['key'], 'model': model, 'meta': bool(meta), 'options': opts,
+    opt_after = optimal_after(setting, model, network) if optimal and not lua2016 else None
+    return {'setting': setting['key'], 'model': model, 'network': network,
+            'emulation': 'lua2016' if lua2016 else None, 'meta': bool(meta), 'options': opts,
             'before': {k: int(before[k]) for k in FIELDS}, 'after': {k: int(after[k]) for k in FIELDS},
             'lower_bound': lb, 'optimal_after': opt_after,
             'published': published_bytes(setting['key'], model),
@@ -290,6 +401,7 @@ def _saves(before, after, names):
 def format_tables(records):
     """The records as three text tables, pynn's row above the published one (MiB)."""
     lines = []
+    notes = {}
     for s in SETTINGS:
         rows = [r for r in records if r['setting'] == s['key']]
         if not rows:
@@ -299,7 +411,7 @@ def format_tables(records):
         lines.append('%s  [%s]' % (s['title'], s['key']))
         lines.append('  MiB as (%s); options %s' % (', '.join(pub['fields']),
                                                     json.dumps(options_of(s['key']), sort_keys=True)))
-        head = ('  %-17s %-9s %-28s %-28s %-22s %9s %9s %7s'
+        head = ('  %-18s %-10s %-28s %-28s %-22s %9s %9s %7s'
                 % ('network', 'source', 'before', 'after', 'relative save', 'lower bd', 'optimal', 'secs'))
         lines.append(head)
         lines.append('  ' + '-' * (len(head) - 2))
@@ -308,22 +420,33 @@ def format_tables(records):
             lb = '' if r['lower_bound'] is None else _mib(r['lower_bound'])
             oa = r.get('optimal_after')
             ot = '' if not oa else _mib(oa['total_size'])
-            src = 'pynn' + (' (meta)' if r['meta'] else '')
-            lines.append('  %-17s %-9s %-28s %-28s %-22s %9s %9s %7.1f'
-                         % (r['model'], src, _tuple(r['before'], names), _tuple(r['after'], names),
-                            _saves(r['before'], r['after'], names), lb, ot, r['seconds']))
-            lines.append('  %-17s %-9s %-28s %-28s %-22s'
+            src = ('lua2016' if r.get('emulation') else 'pynn') + (' meta' if r['meta'] else '')
+            name = r['model']
+            net = r.get('network', 'today')
+            if net != 'today':
+                mark = '*' * (sorted(NETWORKS).index(net) + 1)
+                notes[mark] = NETWORKS[net]
+                name += mark
+            flag = ' !' if r['after']['total_size'] > p['after']['total_size'] + 0.5 * MiB else ''
+            lines.append('  %-18s %-10s %-28s %-28s %-22s %9s %9s %7.1f%s'
+                         % (name, src, _tuple(r['before'], names), _tuple(r['after'], names),
+                            _saves(r['before'], r['after'], names), lb, ot, r['seconds'], flag))
+            lines.append('  %-18s %-10s %-28s %-28s %-22s'
                          % ('', 'published', _tuple(p['before'], names), _tuple(p['after'], names),
                             _saves(p['before'], p['after'], names)))
             extra = [n for n in FIELDS if n not in names and (r['before'][n] or r['after'][n])]
             if extra:
-                lines.append('  %-17s %-9s not in the published fields: %s' % (
+                lines.append('  %-18s %-10s not in the published fields: %s' % (
                     '', '', ', '.join('%s %s -> %s' % (SHORT[n], _mib(r['before'][n]), _mib(r['after'][n]))
                                       for n in extra)))
         lines.append('')
-    lines.append('lower bd: liveness lower bound of the activations (outputs; gradInputs in training; the '
-                 'pooled buffers with reuseBuffers), MiB.')
-    lines.append("optimal: total after optimizeMemory with planner='optimal' (each arena counted once), MiB.")
+    for mark in sorted(notes, key=len):
+        lines.append('%s %s' % (mark, notes[mark]))
+    lines.append('lower bd: liveness lower bound (outputs; gradInputs in training; pooled buffers with '
+                 'reuseBuffers), MiB.')
+    lines.append("optimal: total after optimizeMemory with planner='optimal' (arena counted once; planned on the "
+                 "meta device), MiB.")
+    lines.append('!: after above the published after (beyond its rounding); see docs/tables.md.')
     return '\n'.join(lines)
 
 
@@ -354,7 +477,8 @@ class _Progress:
             self.stream.flush()
 
 
-def run_all(settings=None, models=None, meta=False, real=False, optimal=True, progress=True):
+def run_all(settings=None, models=None, meta=False, real=False, optimal=True, progress=True,
+            today=False, lua2016=False):
     """Run the selected cells; `meta` forces meta for all, `real` forces real data for all, else
     META_BY_DEFAULT decides. Returns the list of records."""
     sel_s = [s for s in SETTINGS if not settings or s['key'] in settings]
@@ -365,20 +489,38 @@ def run_all(settings=None, models=None, meta=False, real=False, optimal=True, pr
     for s, m in cells:
         on_meta = meta or (not real and (s['key'], m) in META_BY_DEFAULT)
         bar.show('%s %s%s' % (s['key'], m, ' (meta)' if on_meta else ''))
-        records.append(run_cell(s, m, meta=on_meta, optimal=optimal))
+        records.append(run_cell(s, m, meta=on_meta, optimal=optimal, today=today, lua2016=lua2016))
         bar.step('%s %s done' % (s['key'], m))
     bar.close()
     return records
 
 
+def blas_threads(n):
+    """A context limiting the BLAS threads to n (threadpoolctl, when installed); n = 0 or None:
+    leave them. On a shared 2-core machine OpenBLAS's spinning threads can make GEMMs 10x slower
+    than one thread does; one thread is the robust default for the command."""
+    import contextlib
+    if not n:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        sys.stderr.write('pynn-optnet tables: threadpoolctl is not installed, BLAS threads left as they are '
+                         '(set OPENBLAS_NUM_THREADS=%d before starting to limit them)\n' % n)
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api='blas')
+
+
 def main(args):
     t0 = time.perf_counter()
-    records = run_all(settings=args.setting, models=args.model, meta=args.meta, real=args.real,
-                      optimal=not args.no_optimal, progress=not args.no_progress)
+    with blas_threads(getattr(args, 'threads', 1)):
+        records = run_all(settings=args.setting, models=args.model, meta=args.meta, real=args.real,
+                          optimal=not args.no_optimal, progress=not args.no_progress,
+                          today=args.today, lua2016=args.lua2016)
     print(format_tables(records))
     wall = time.perf_counter() - t0
     print('wall time: %.1f s (%s)' % (wall, 'meta' if args.meta else 'real data' + (
-        '' if args.real or not META_BY_DEFAULT else '; cells marked (meta) on the meta device')))
+        '' if args.real or not META_BY_DEFAULT else "; cells marked 'meta' on the meta device")))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(records, f, indent=1)
@@ -395,6 +537,13 @@ def add_parser(sub):
                    help='only this setting (repeatable)')
     t.add_argument('--model', action='append', choices=[m[0] for m in MODELS],
                    help='only this network (repeatable)')
+    t.add_argument('--today', action='store_true',
+                   help="today's model builders everywhere (default: ResNet as it was when each table was made)")
+    t.add_argument('--lua2016', action='store_true',
+                   help="emulate the code that made the published figures: optnet's March-2016 assignment "
+                        "and cudnn.torch's contiguous copies (see docs/tables.md)")
+    t.add_argument('--threads', type=int, default=1, metavar='N',
+                   help='BLAS threads during the runs (default 1, robust on a shared machine; 0: leave as is)')
     t.add_argument('--no-optimal', action='store_true', help="skip the planner='optimal' column")
     t.add_argument('--no-progress', action='store_true', help='no progress bar on stderr')
     t.set_defaults(func=main)
