@@ -61,20 +61,15 @@ def accounting(name, mode, use_cudnn, meta, batch=2, kind='Float'):
 
 
 # the slowest real runs (seconds each at batch 1): only with PYNN_SLOW_TESTS=1
-HEAVY = {('vgg', 'training', False), ('vgg', 'training', True), ('googlenet', 'training', False)}
-
-
 def cases():
     out = []
     for name in SMALL:
         for mode in ('inference', 'training'):
             out.append((name, mode, False))
-    for name in BIG:
+    for name in BIG:  # every big model too, at batch 1 (a few seconds each)
         for mode in ('inference', 'training'):
             for uc in (False, True):
-                skip = (name, mode, uc) in HEAVY and not SLOW
-                marks = (pytest.mark.skip(reason='PYNN_SLOW_TESTS=1 runs it'),) if skip else ()
-                out.append(pytest.param(name, mode, uc, marks=marks))
+                out.append((name, mode, uc))
     return out
 
 
