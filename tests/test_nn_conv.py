@@ -404,3 +404,131 @@ def test_functional_im2col_matches_unfold():
         F.col2im_add(cols.reshape(2, 3, kH, kW, oH, oW), back, kH, kW, dH, dW, pH, pW)
         rb = TF.fold(torch.from_numpy(ref), (7, 8), (kH, kW), padding=(pH, pW), stride=(dH, dW)).numpy()
         np.testing.assert_allclose(back, rb, atol=TOL, rtol=0)
+
+
+# ----------------------------------------------------------------------------- batched GEMM layout
+def test_finput_kmajor_layout_is_still_the_unfolded_batch():
+    # finput keeps THNN's size and number of storage elements, but its storage holds the
+    # K x (B*L) matrix of the whole batch (one GEMM per pass); finput[b] is still unfold(x[b])
+    m = nn.SpatialConvolution(3, 4, 3, 2, 2, 1, 1, 0)
+    x = pynn.randn(5, 3, 7, 9)
+    y = m.forward(x)
+    B, K, L = 5, 3 * 3 * 2, y.size(3) * y.size(4)
+    assert m.finput.size() == (B, K, L) and m.finput.stride() == (L, B * L, 1)
+    assert m.finput.storage().size() == B * K * L
+    ref = TF.unfold(th(x), (2, 3), padding=(0, 1), stride=(1, 2)).numpy()
+    np.testing.assert_array_equal(m.finput.numpy(), ref)
+    np.testing.assert_array_equal(m.finput.storage().data.reshape(K, B, L), ref.transpose(1, 0, 2))
+    m.backward(x, pynn.randn(*y.size()))
+    assert m.fgradInput.size() == (B, K, L) and m.fgradInput.stride() == (L, B * L, 1)
+    assert m.fgradInput.storage().size() == B * K * L
+
+
+@pytest.mark.parametrize('cls', [nn.SpatialConvolution, nn.SpatialConvolutionMM])
+def test_repeated_passes_and_batch_changes_vs_torch(cls):
+    # the second pass finds fgradInput/gradInput allocated and uses them as scratch for the
+    # whole-batch GEMMs; batch size and geometry changes must resize and relayout correctly
+    rng = np.random.default_rng(12)
+    m = cls(3, 5, 3, 3, 1, 1, 1, 1)
+    for shape in [(4, 3, 6, 7), (4, 3, 6, 7), (2, 3, 9, 5), (3, 6, 7), (6, 3, 4, 4), (1, 3, 5, 5)]:
+        x = T(rng.standard_normal(shape))
+        y = m.forward(x)
+        go = T(rng.standard_normal(y.size()))
+        m.zeroGradParameters()
+        gi = m.backward(x, go, 0.25)
+        batch = len(shape) == 4
+        xb = x if batch else T(x.numpy()[None])
+        gb = go if batch else T(go.numpy()[None])
+        ry, rgi, rgw, rgb = torch_ref(m, xb, gb, 0.25)
+        if not batch:
+            ry, rgi = ry[0], rgi[0]
+        np.testing.assert_allclose(y.numpy(), ry, atol=TOL, rtol=0)
+        np.testing.assert_allclose(gi.numpy(), rgi, atol=TOL, rtol=0)
+        np.testing.assert_allclose(m.gradWeight.numpy().reshape(rgw.shape), rgw, atol=TOL, rtol=0)
+        np.testing.assert_allclose(m.gradBias.numpy(), rgb, atol=TOL, rtol=0)
+
+
+def test_shared_buffers_are_not_used_as_scratch_when_aliased():
+    # buffers shared the way optnet shares them (fgradInput across modules), and aliasing
+    # that would make scratch use unsafe (gradInput on gradOutput's storage, fgradInput on
+    # finput's): results must stay exact
+    rng = np.random.default_rng(13)
+    a = nn.SpatialConvolution(3, 4, 3, 3, 1, 1, 1, 1)
+    b = nn.SpatialConvolution(4, 4, 3, 3, 1, 1, 1, 1)
+    x = T(rng.standard_normal((3, 3, 6, 6)))
+    for _ in range(2):
+        ya = a.forward(x)
+        yb = b.forward(ya)
+        go = T(rng.standard_normal(yb.size()))
+        a.zeroGradParameters()
+        b.zeroGradParameters()
+        ga = b.backward(ya, go)
+        a.backward(x, ga)
+        b.fgradInput.set(a.fgradInput.storage())  # optnet: one fgradInput storage per type
+    ry, rgi, rgw, rgb = torch_ref(b, ya, go)
+    np.testing.assert_allclose(yb.numpy(), ry, atol=TOL, rtol=0)
+    np.testing.assert_allclose(ga.numpy(), rgi, atol=TOL, rtol=0)
+    np.testing.assert_allclose(b.gradWeight.numpy(), rgw, atol=TOL, rtol=0)
+    # fgradInput on finput's storage: neither may serve as scratch for the other
+    m = nn.SpatialConvolution(2, 6, 3, 3, 1, 1, 1, 1)
+    x = T(rng.standard_normal((4, 2, 5, 5)))
+    go = T(rng.standard_normal((4, 6, 5, 5)))
+    m.forward(x)
+    m.fgradInput = m.finput.new().set(m.finput)
+    m.forward(x)
+    m.zeroGradParameters()
+    m.accGradParameters(x, go)
+    _, _, rgw, _ = torch_ref(m, x, go)
+    np.testing.assert_allclose(m.gradWeight.numpy(), rgw, atol=TOL, rtol=0)
+    # gradInput on gradOutput's storage (same element count): no gather into gradInput
+    m = nn.SpatialConvolution(4, 4, 3, 3, 1, 1, 1, 1)
+    x = T(rng.standard_normal((3, 4, 5, 5)))
+    m.forward(x)
+    go = T(rng.standard_normal((3, 4, 5, 5)))
+    m.gradInput = go.new().set(go.storage(), 1, (3, 4, 5, 5))
+    gref = go.numpy().copy()
+    _, rgi, _, _ = torch_ref(m, x, T(gref))
+    m.updateGradInput(x, go)
+    np.testing.assert_allclose(m.gradInput.numpy(), rgi, atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize('kmajor', [True, False])
+@pytest.mark.parametrize('budget', [None, 1, 500])
+def test_functional_chunks_and_layouts(kmajor, budget):
+    # the kernels give the same numbers whatever the chunking (budget, scratch) and the
+    # layout of cols (K-major: batched GEMMs; contiguous B x K x L: one GEMM per image)
+    rng = np.random.default_rng(14)
+    B, C, H, W, O, k = 5, 3, 6, 5, 4, 3
+    x = rng.standard_normal((B, C, H, W))
+    w4_ = rng.standard_normal((O, C, k, k))
+    bias = rng.standard_normal(O)
+    K, L = C * k * k, H * W
+
+    def buf():
+        if kmajor:
+            return np.lib.stride_tricks.as_strided(np.full(B * K * L, np.nan), (B, K, L),
+                                                   (L * 8, B * L * 8, 8))
+        return np.full((B, K, L), np.nan)
+
+    cols, fcols = buf(), buf()
+    assert (F.cols_matrix(cols) is not None) == kmajor
+    out = np.empty((B, O, L))
+    go = rng.standard_normal((B, O, L))
+    gx = np.empty_like(x)
+    gw = np.zeros((O, K))
+    gb = np.zeros(O)
+    for scratch in (None, np.full(B * O * L, np.nan)):
+        F.conv2d_mm_forward(x, w4_.reshape(O, K), bias, cols, out, k, k, 1, 1, 1, 1, budget, scratch)
+        F.conv2d_mm_backward_input(go, w4_.reshape(O, K), fcols, gx, k, k, 1, 1, 1, 1, budget, scratch)
+        gw[...] = 0
+        gb[...] = 0
+        F.conv2d_mm_backward_weight(go, cols, gw, gb, 0.5, budget, scratch)
+        xt = torch.from_numpy(x).requires_grad_(True)
+        wt = torch.from_numpy(w4_).requires_grad_(True)
+        bt = torch.from_numpy(bias).requires_grad_(True)
+        y = TF.conv2d(xt, wt, bt, padding=1)
+        y.backward(torch.from_numpy(go.reshape(B, O, H, W)))
+        np.testing.assert_allclose(out.reshape(B, O, H, W), y.detach().numpy(), atol=TOL, rtol=0)
+        np.testing.assert_allclose(gx, xt.grad.numpy(), atol=TOL, rtol=0)
+        np.testing.assert_allclose(gw, 0.5 * wt.grad.numpy().reshape(O, K), atol=TOL, rtol=0)
+        np.testing.assert_allclose(gb, 0.5 * bt.grad.numpy(), atol=TOL, rtol=0)

@@ -87,6 +87,7 @@ def _close(a, b, tol=1e-6):
 
 
 @pytest.mark.parametrize('planner', PLANNERS)
+@pytest.mark.filterwarnings('ignore:optimizeMemory')
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=networks(), mode=st.sampled_from(['inference', 'training']))
 def test_random_networks_keep_the_guarantees(planner, spec, mode):

@@ -4,6 +4,14 @@ Fields as in Lua nn (2017): nInputPlane, nOutputPlane, kW, kH, dW, dH, padW, pad
 bias, gradWeight, gradBias, and the lazily created buffers finput (the unfolded input,
 B x nIn*kH*kW x oH*oW, written by updateOutput and read by accGradParameters) and
 fgradInput (same shape, resized in updateGradInput).
+
+With a batch, finput and fgradInput keep THNN's sizes and storage sizes but are strided
+views (strides L, B*L, 1 for L = oH*oW) over a storage holding the nIn*kH*kW x (B*L) matrix
+of the whole batch, so that each pass is one GEMM for the batch rather than one per image
+(finput[b] is still the unfolded input of image b). Transient GEMM operands go into a
+buffer of the module whose content is dead during the call (fgradInput in updateOutput and
+accGradParameters, gradInput before its col2im in updateGradInput) when it is big enough,
+else into chunk-sized temporaries.
 """
 import math
 
@@ -124,6 +132,48 @@ class _SpatialConvolutionMMBase(Module):
     def _w2d(w, nOut):
         return w.numpy().reshape(nOut, -1)
 
+    @staticmethod
+    def _kmajor(t):
+        """Lay a B x K x L buffer (finput, fgradInput) out over a storage that holds the
+        K x (B*L) matrix of the whole batch: strides (L, B*L, 1). Size and number of storage
+        elements stay THNN's, and t[b][k][p] is still the unfolded input; the kernels then
+        run one GEMM for the whole batch instead of one per image."""
+        B, K, L = t.size()
+        stride = F.kmajor_strides(B, K, L)
+        if B > 1 and t.nElement() and t.stride() != stride:
+            t.set(t.storage(), t.storageOffset(), (B, K, L), stride)
+        return t
+
+    @staticmethod
+    def _cols(t, B, K, L):
+        """finput/fgradInput as a (B, K, L) array (its strides kept)."""
+        a = t.numpy()
+        return a if a.shape == (B, K, L) else a.reshape(B, K, L)
+
+    @staticmethod
+    def _budget(B, K, L, nOut):
+        """Elements of the GEMM temporaries allocated when no dead buffer can hold them:
+        about 1/16 of finput (THNN's biggest buffer), at least one image and 64K elements."""
+        return max(nOut * L, (B * K * L + nOut * K) // 16, 1 << 16)
+
+    @staticmethod
+    def _dead(t, need, *live):
+        """The elements of t, a buffer of this module whose content is dead during the call
+        at hand, as a flat array the kernels may overwrite (scratch instead of a temporary);
+        None when t has fewer than `need` elements, no data, is not dense, or shares its
+        storage with one of the tensors in `live`."""
+        if not isinstance(t, Tensor) or need <= 0 or t.nElement() < need or t.is_meta():
+            return None
+        st = t.storage()
+        for u in live:
+            if isinstance(u, Tensor) and u.storage() is st:
+                return None
+        n = t.nElement()
+        if 1 + sum((sz - 1) * sd for sz, sd in zip(t.size(), t.stride())) != n:
+            return None
+        off = t.storageOffset() - 1
+        return st.data[off:off + n]
+
     # --- protocol ---------------------------------------------------------------
     def _update_output(self, input, proto):
         bias = self.__dict__.get('bias')
@@ -133,7 +183,7 @@ class _SpatialConvolutionMMBase(Module):
         K, L = nIn * kH * kW, oH * oW
         if batch:
             B = input.size(1)
-            self.finput.resize(B, K, L)
+            self._kmajor(self.finput.resize(B, K, L))
             self.output.resize(B, nOut, oH, oW)
         else:
             B = 1
@@ -141,32 +191,42 @@ class _SpatialConvolutionMMBase(Module):
             self.output.resize(nOut, oH, oW)
         if self.output.is_meta():
             return self.output
+        # fgradInput's content only matters inside updateGradInput: scratch for the GEMM
+        scratch = None if B == 1 else self._dead(self.fgradInput, B * nOut * L, self.finput,
+                                                 self.output, input, self.weight, bias)
         F.conv2d_mm_forward(self._as4d(input, batch), self._w2d(self.weight, nOut),
                             None if bias is None else bias.numpy(),
-                            self.finput.numpy().reshape(B, K, L),
+                            self._cols(self.finput, B, K, L),
                             self.output.numpy().reshape(B, nOut, L),
-                            kH, kW, dH, dW, padH, padW)
+                            kH, kW, dH, dW, padH, padW, self._budget(B, K, L, nOut), scratch)
         return self.output
 
-    def _update_grad_input(self, input, gradOutput):
-        batch, nIn, nOut, iH, iW, oH, oW = self._check(input, gradOutput)
+    def _update_grad_input(self, input, gradOutput, checked=None):
+        batch, nIn, nOut, iH, iW, oH, oW = checked or self._check(input, gradOutput)
         kW, kH, dW, dH, padW, padH = self._params()
         self.gradInput.resizeAs(input)
         self.fgradInput.resizeAs(self.finput)
-        if self.gradInput.is_meta():
-            return self.gradInput
         B = input.size(1) if batch else 1
         K, L = nIn * kH * kW, oH * oW
+        if self.fgradInput.size() == (B, K, L):
+            self._kmajor(self.fgradInput)
+        if self.gradInput.is_meta():
+            return self.gradInput
+        # gradInput is only written by the final col2im: scratch for gathering gradOutput
+        scratch = None if B == 1 else self._dead(self.gradInput, B * nOut * L, gradOutput,
+                                                 input, self.fgradInput, self.finput, self.weight)
         F.conv2d_mm_backward_input(gradOutput.numpy().reshape(B, nOut, L),
                                    self._w2d(self.weight, nOut),
-                                   self.fgradInput.numpy().reshape(B, K, L),
+                                   self._cols(self.fgradInput, B, K, L),
                                    self._as4d(self.gradInput, batch),
-                                   kH, kW, dH, dW, padH, padW)
+                                   kH, kW, dH, dW, padH, padW, self._budget(B, K, L, nOut),
+                                   scratch)
         return self.gradInput
 
-    def _acc_grad_parameters(self, input, gradOutput, scale):
+    def _acc_grad_parameters(self, input, gradOutput, scale, checked=None):
         gradBias = self.__dict__.get('gradBias')
-        batch, nIn, nOut, iH, iW, oH, oW = self._check(input, gradOutput, self.gradWeight, gradBias)
+        batch, nIn, nOut, iH, iW, oH, oW = checked or self._check(input, gradOutput,
+                                                                  self.gradWeight, gradBias)
         if not self.gradWeight.isContiguous():
             raise ValueError('%s: gradWeight needs to be contiguous' % self._name())
         if gradBias is not None and not gradBias.isContiguous():
@@ -181,13 +241,15 @@ class _SpatialConvolutionMMBase(Module):
                              % (self._name(), 0 if finput is None else finput.nElement(), B * K * L))
         if self.gradWeight.is_meta():
             return
-        # a temporary of a few gradWeight rows, kept small next to the module's buffers
-        budget = max(K, (B * K * L + self.gradWeight.nElement()) // 16)
+        # fgradInput was consumed by updateGradInput: scratch for gathering gradOutput
+        scratch = None if B == 1 else self._dead(self.__dict__.get('fgradInput'), B * nOut * L,
+                                                 finput, gradOutput, input, self.gradWeight,
+                                                 gradBias)
         F.conv2d_mm_backward_weight(gradOutput.numpy().reshape(B, nOut, L),
-                                    finput.numpy().reshape(B, K, L),
+                                    self._cols(finput, B, K, L),
                                     self.gradWeight.numpy().reshape(nOut, K),
                                     None if gradBias is None else gradBias.numpy(),
-                                    scale, budget)
+                                    scale, self._budget(B, K, L, nOut), scratch)
 
     def type(self, name=None, tensorCache=None):
         # Lua: finput/fgradInput (when present) become fresh empty tensors, then convert
@@ -236,14 +298,14 @@ class SpatialConvolution(_SpatialConvolutionMMBase):
     def updateGradInput(self, input, gradOutput):
         if self.__dict__.get('gradInput') is None:
             return None
-        self._check(input, gradOutput)
+        checked = self._check(input, gradOutput)
         self._back_compat()
-        return self._update_grad_input(input, gradOutput)
+        return self._update_grad_input(input, gradOutput, checked)
 
     def accGradParameters(self, input, gradOutput, scale=1):
-        self._check(input, gradOutput, self.gradWeight, self.__dict__.get('gradBias'))
+        checked = self._check(input, gradOutput, self.gradWeight, self.__dict__.get('gradBias'))
         self._back_compat()
-        self._acc_grad_parameters(input, gradOutput, scale)
+        self._acc_grad_parameters(input, gradOutput, scale, checked)
 
 
 class SpatialConvolutionMM(_SpatialConvolutionMMBase):

@@ -5,7 +5,10 @@ owns (`out=`), and allocates at most small or chunk-sized temporaries, so the mo
 in conv.py / pooling.py (and a later cudnn flavour) can share them.
 
 Layouts follow THNN: images are (B, C, H, W); the unfolded input `cols` of
-SpatialConvolutionMM is (B, C*kH*kW, oH*oW), row index c*kH*kW + ky*kW + kx.
+SpatialConvolutionMM is (B, C*kH*kW, oH*oW), row index c*kH*kW + ky*kW + kx. The
+convolution kernels take `cols` with any strides; laid out "K-major" (strides L, B*L, 1 in
+elements, see cols_matrix) the whole batch is one (C*kH*kW) x (B*oH*oW) matrix and each
+pass is a single GEMM for the batch (a GEMM per image otherwise).
 Max-pooling indices are 1-based flat positions y*W + x + 1 inside each plane
 (TH_INDEX_BASE = 1); 0 marks a window that saw no element.
 """
@@ -135,6 +138,17 @@ def _masked_add(xp, dst, src, mask):
 
 
 # --------------------------------------------------------------------------- im2col
+def _view_reshape(a, shape):
+    """a.reshape(shape) as a view of a's memory; None when that needs a copy."""
+    try:
+        return a.reshape(shape, copy=False)
+    except TypeError:  # pragma: no cover - array modules without reshape(copy=)
+        r = a.reshape(shape)
+        return r if r.size == 0 or array_module(a).shares_memory(r, a) else None
+    except ValueError:
+        return None
+
+
 def _flat_planes(a):
     """A (B, C, H*W) view of a (B, C, H, W) array whose planes are contiguous, else None."""
     it = a.itemsize
@@ -144,8 +158,29 @@ def _flat_planes(a):
 
 
 def _same_width(x, cols, kH, kW, dH, dW):
-    """Stride 1 and oW == iW: then a kernel offset is one constant shift of the flat plane."""
-    return dH == 1 and dW == 1 and x.shape[3] == cols.shape[-1] and cols.flags.c_contiguous
+    """Stride 1 and oW == iW, and each (oH, oW) plane of cols is contiguous: then a kernel
+    offset is one constant shift of the flat plane."""
+    it = cols.itemsize
+    return (dH == 1 and dW == 1 and x.shape[3] == cols.shape[-1]
+            and (cols.shape[-1] == 1 or cols.strides[-1] == it)
+            and (cols.shape[-2] == 1 or cols.strides[-2] == cols.shape[-1] * it))
+
+
+def _planes5(cols):
+    """(B, C, kH, kW, oH*oW) view of a (B, C, kH, kW, oH, oW) cols with contiguous planes."""
+    B, C, kH, kW, oH, oW = cols.shape
+    v = _view_reshape(cols, (B, C, kH, kW, oH * oW))
+    if v is None:  # pragma: no cover - _same_width guarantees contiguous planes
+        raise ValueError('cols planes are not contiguous')
+    return v
+
+
+def _unfolded6(cols, C, kH, kW, oH, oW):
+    """(B, C, kH, kW, oH, oW) view of a (B, C*kH*kW, oH*oW) cols array (any strides)."""
+    v = _view_reshape(cols, (cols.shape[0], C, kH, kW, oH, oW))
+    if v is None:  # pragma: no cover - splitting axes never needs a copy
+        raise ValueError('cannot view cols as (B, C, kH, kW, oH, oW)')
+    return v
 
 
 @_small_buffers
@@ -159,7 +194,7 @@ def im2col(x, cols, kH, kW, dH, dW, padH, padW):
     B, C, iH, iW = x.shape
     oH, oW = cols.shape[-2:]
     x3 = _flat_planes(x) if _same_width(x, cols, kH, kW, dH, dW) else None
-    c5 = None if x3 is None else cols.reshape(B, C, kH, kW, oH * oW)
+    c5 = None if x3 is None else _planes5(cols)
     for ky in range(kH):
         ylo, yhi, iy = window_range(oH, ky, dH, padH, iH)
         for kx in range(kW):
@@ -207,7 +242,7 @@ def col2im_add(cols, x, kH, kW, dH, dW, padH, padW):
             dst = x[:, :, iys, ixs]
             xp.add(dst, cols[:, :, ky, kx, ys, xs], out=dst)
         return
-    c5 = cols.reshape(B, C, kH, kW, oH * oW)
+    c5 = _planes5(cols)
     for ky, kx, ys, xs, _, _, _, _ in _offsets(kH, kW, dH, dW, padH, padW, iH, iW, oH, oW):
         src = cols[:, :, ky, kx]
         if xs.start > 0:
@@ -221,52 +256,149 @@ def col2im_add(cols, x, kH, kW, dH, dW, padH, padW):
 
 
 # --------------------------------------------------------------------------- convolution (MM)
+def cols_matrix(cols):
+    """The (K, B*L) matrix under a (B, K, L) cols array laid out "K-major" (strides L, B*L, 1
+    in elements: cols[b, k, p] at k*B*L + b*L + p), or None for any other layout."""
+    B, K, L = cols.shape
+    return _view_reshape(cols.transpose(1, 0, 2), (K, B * L))
+
+
+def kmajor_strides(B, K, L):
+    """Element strides of a (B, K, L) tensor whose storage is the (K, B*L) matrix."""
+    return (L, B * L, 1)
+
+
+def _images_per_chunk(B, per_image, budget):
+    """Images per GEMM chunk whose (rows x images*L) temporary holds at most `budget`
+    elements (at least one image)."""
+    if budget is None:
+        return B
+    return max(1, min(B, budget // max(per_image, 1)))
+
+
+def _chunk_buffer(xp, B, per_image, budget, scratch, dtype):
+    """(images per chunk, flat buffer) for a (rows x images*L) GEMM temporary: the whole
+    batch in `scratch` (a flat array the caller may overwrite) when it is large enough,
+    else a fresh buffer of at most `budget` elements (at least one image)."""
+    if scratch is not None and scratch.size >= B * per_image and scratch.dtype == dtype:
+        return B, scratch
+    nb = _images_per_chunk(B, per_image, budget)
+    return nb, xp.empty(nb * per_image, dtype=dtype)
+
+
 @_small_buffers
-def conv2d_mm_forward(x, w2, bias, cols, out, kH, kW, dH, dW, padH, padW):
+def conv2d_mm_forward(x, w2, bias, cols, out, kH, kW, dH, dW, padH, padW, budget=None,
+                      scratch=None):
     """x (B, C, iH, iW); w2 (nOut, C*kH*kW); bias (nOut,) or None;
-    cols (B, C*kH*kW, oH*oW) buffer (finput); out (B, nOut, oH*oW)."""
+    cols (B, C*kH*kW, oH*oW) buffer (finput); out (B, nOut, oH*oW).
+
+    With cols laid out K-major (see cols_matrix) the whole batch is one K x (B*L) matrix and
+    the product is one GEMM per chunk of images, into a (nOut, images*L) temporary that is
+    then copied (plus bias) into out's NCHW layout: the whole batch at once in `scratch`
+    (a flat array that may be overwritten, e.g. a dead buffer of the module) when it is
+    large enough, else chunks in a fresh temporary of at most `budget` elements (all images
+    when None). Any other layout of cols takes one GEMM per image."""
     xp = array_module(out)
-    B = x.shape[0]
-    C = x.shape[1]
+    B, C = x.shape[:2]
+    nOut, L = out.shape[1:]
     oH, oW = conv_output_size(x.shape[2], x.shape[3], kH, kW, dH, dW, padH, padW)
-    im2col(x, cols.reshape(B, C, kH, kW, oH, oW), kH, kW, dH, dW, padH, padW)
-    xp.matmul(w2, cols, out=out)
-    if bias is not None:
-        out += bias[:, None]
+    im2col(x, _unfolded6(cols, C, kH, kW, oH, oW), kH, kW, dH, dW, padH, padW)
+    m = cols_matrix(cols)
+    if m is None or B == 1:
+        xp.matmul(w2, cols, out=out)
+        if bias is not None:
+            out += bias[:, None]
+        return
+    nb, buf = _chunk_buffer(xp, B, nOut * L, budget, scratch, out.dtype)
+    for b0 in range(0, B, nb):
+        n = min(B, b0 + nb) - b0
+        t = buf[:nOut * n * L].reshape(nOut, n * L)
+        xp.matmul(w2, m[:, b0 * L:(b0 + n) * L], out=t)
+        src = t.reshape(nOut, n, L).transpose(1, 0, 2)
+        if bias is None:
+            xp.copyto(out[b0:b0 + n], src)
+        else:
+            xp.add(src, bias[:, None], out=out[b0:b0 + n])
+
+
+def _gather_go(xp, go, b0, n, buf):
+    """gradOutput images b0..b0+n-1 (n, nOut, L) as one (nOut, n*L) matrix (a copy in buf)."""
+    nOut, L = go.shape[1:]
+    t = buf[:nOut * n * L].reshape(nOut, n * L)
+    xp.copyto(t.reshape(nOut, n, L), go[b0:b0 + n].transpose(1, 0, 2))
+    return t
 
 
 @_small_buffers
-def conv2d_mm_backward_input(go, w2, fcols, gx, kH, kW, dH, dW, padH, padW):
-    """go (B, nOut, oH*oW); fcols (B, C*kH*kW, oH*oW) buffer (fgradInput); gx (B, C, iH, iW)."""
+def conv2d_mm_backward_input(go, w2, fcols, gx, kH, kW, dH, dW, padH, padW, budget=None,
+                             scratch=None):
+    """go (B, nOut, oH*oW); fcols (B, C*kH*kW, oH*oW) buffer (fgradInput); gx (B, C, iH, iW).
+
+    K-major fcols: fcols = w2^T @ gradOutput as one GEMM per chunk of images, gradOutput's
+    chunk gathered as (nOut, images*L): the whole batch in `scratch` when it is large enough
+    (gx's own elements are free until the col2im: the caller may pass them), else chunks in
+    a temporary of at most `budget` elements."""
     xp = array_module(gx)
     B, C = gx.shape[:2]
+    nOut, L = go.shape[1:]
     oH, oW = conv_output_size(gx.shape[2], gx.shape[3], kH, kW, dH, dW, padH, padW)
-    xp.matmul(w2.T, go, out=fcols)
+    m = cols_matrix(fcols)
+    if m is None or B == 1:
+        xp.matmul(w2.T, go, out=fcols)
+    else:
+        nb, buf = _chunk_buffer(xp, B, nOut * L, budget, scratch, gx.dtype)
+        for b0 in range(0, B, nb):
+            n = min(B, b0 + nb) - b0
+            xp.matmul(w2.T, _gather_go(xp, go, b0, n, buf), out=m[:, b0 * L:(b0 + n) * L])
     gx.fill(0)
-    col2im_add(fcols.reshape(B, C, kH, kW, oH, oW), gx, kH, kW, dH, dW, padH, padW)
+    col2im_add(_unfolded6(fcols, C, kH, kW, oH, oW), gx, kH, kW, dH, dW, padH, padW)
 
 
 @_small_buffers
-def conv2d_mm_backward_weight(go, cols, gw2, gbias, scale, budget=None):
+def conv2d_mm_backward_weight(go, cols, gw2, gbias, scale, budget=None, scratch=None):
     """gw2 (nOut, K) += scale * sum_b go[b] @ cols[b]^T; gbias += scale * sum(go) over b, pixels.
 
-    The only temporary is a block of rows of gw2's size, at most `budget` elements."""
+    K-major cols: one GEMM per chunk of images, computed transposed, cols_chunk (K, images*L)
+    @ G^T, G being gradOutput's chunk gathered as (nOut, images*L). (OpenBLAS threads a GEMM
+    whose long inner dimension meets a short first operand (nOut rows) with one sync per
+    inner block: G @ cols_chunk^T can be 100x slower on a busy machine.) Temporaries: a block
+    of gw2 (transposed) and the gathered chunk, about `budget` elements in all; the whole
+    batch is gathered at once into `scratch` instead when it is large enough."""
     xp = array_module(gw2)
     B, nOut, L = go.shape
     K = cols.shape[1]
     if budget is None:
-        budget = nOut * K
-    rows = max(1, min(nOut, budget // max(K, 1)))
-    tmp = xp.empty((rows, K), dtype=gw2.dtype)
-    for r0 in range(0, nOut, rows):
-        r1 = min(nOut, r0 + rows)
-        t = tmp[:r1 - r0]
-        dst = gw2[r0:r1]
-        for b in range(B):
-            xp.matmul(go[b, r0:r1], cols[b].T, out=t)
-            if scale != 1:
-                t *= scale
-            dst += t
+        budget = nOut * K + B * nOut * L
+    m = cols_matrix(cols) if B > 1 else None
+    if m is None:
+        rows = max(1, min(nOut, budget // max(K, 1)))
+        tmp = xp.empty((rows, K), dtype=gw2.dtype)
+        for r0 in range(0, nOut, rows):
+            r1 = min(nOut, r0 + rows)
+            t = tmp[:r1 - r0]
+            dst = gw2[r0:r1]
+            for b in range(B):
+                xp.matmul(go[b, r0:r1], cols[b].T, out=t)
+                if scale != 1:
+                    t *= scale
+                dst += t
+    else:
+        krows = max(1, min(K, (budget // 2) // max(nOut, 1)))
+        tmp = xp.empty((krows, nOut), dtype=gw2.dtype)
+        nb, buf = _chunk_buffer(xp, B, nOut * L, max(nOut * L, budget - krows * nOut),
+                                scratch, gw2.dtype)
+        for b0 in range(0, B, nb):
+            n = min(B, b0 + nb) - b0
+            gt = _gather_go(xp, go, b0, n, buf).T
+            mc = m[:, b0 * L:(b0 + n) * L]
+            for k0 in range(0, K, krows):
+                k1 = min(K, k0 + krows)
+                t = tmp[:k1 - k0]
+                xp.matmul(mc[k0:k1], gt, out=t)
+                if scale != 1:
+                    t *= scale
+                dst = gw2[:, k0:k1]
+                xp.add(dst, t.T, out=dst)
     if gbias is not None:
         s = go.sum(axis=(0, 2))
         if scale != 1:

@@ -14,7 +14,7 @@ from .apply import Snapshot
 from .memory import countUsedMemory
 from .graphgen import graphgen  # noqa: E402  (the function shadows the submodule name)
 from .plan import assign_optnet
-from .trace import optnet_analysis, recursive_clone, tensors_of, forward_schedule
+from .trace import optnet_analysis, recursive_clone, tensors_of, forward_schedule, forward_conflicts
 
 MODES = ('inference', 'training')
 PLANNERS = ('optnet', 'optimal')  # the original's greedy sharing; arena offsets at the liveness bound
@@ -84,8 +84,18 @@ def optimizeMemory(net, input, opts=None, **kw):
         _apply.reuse_state_buffers(net, o['reuseBuffers'], mode)
         _apply.remove_grad_params(net, o['removeGradParams'], mode)
         if o['planner'] == 'optnet':
+            baseline = forward_conflicts(net, input)   # the network's own aliasing, if any
             rows = optnet_analysis(net, input, mode)
             _apply.apply_groups(assign_optnet(rows))
+            if not _repair(net, input, set(baseline)):
+                # last resort: no output/gradInput sharing at all for this network
+                warnings.warn('optimizeMemory: the shared plan for this network could not be made '
+                              'consistent; its outputs and gradInputs are left unshared')
+                _apply.apply_groups([[row] for row in rows])
+                if not _repair(net, input, set(baseline)):
+                    raise RuntimeError('optimizeMemory: could not make the plan consistent '
+                                       '(please report this network)')
+            del rows
         else:
             from . import arena
             arena.optimize(net, input, mode, o)
@@ -100,6 +110,25 @@ def optimizeMemory(net, input, opts=None, **kw):
         snap.restore()
         raise
     return net
+
+
+def _repair(net, input, baseline, rounds=50):
+    """The original's rows miss some reads (a Concat copying its branches), so on some nets its
+    plan lets a tensor overwrite a value still to be read. Replay the forward, and move each
+    such writer to a storage of its own, until no read is stale. Plans the original makes
+    correctly (all of its own models) are left exactly as they are."""
+    tried = {}
+    for _ in range(rounds):
+        bad = [v for k, v in forward_conflicts(net, input).items() if k not in baseline]
+        if not bad:
+            return True
+        for writer, read in bad:
+            # the writer's own storage, unless moving it did not stick (an in-place writer
+            # takes its input's storage again): then the value it overwrote moves instead
+            t = read if id(writer) in tried else writer
+            tried[id(t)] = t
+            t.set(t.new(1).storage())
+    return False
 
 
 def removeOptimization(net):

@@ -180,3 +180,55 @@ def forward_schedule(net, input):
     with tracing(Recorder(on_enter, on_exit)):
         out = net.forward(input)
     return out, steps
+
+
+def forward_conflicts(net, input):
+    """Run net.forward and return the stale reads: {(reader index, what, position, writer
+    index): (writer tensor, read tensor)} for each read whose storage was last written by a module other than
+    the value's producer (module indices in net.listModules(); the input's writer is None).
+
+    Value-free (no copies): in-place modules produce the value they write.
+    """
+    index = {id(m): i for i, m in enumerate(net.listModules())}
+    producer, last_writer = {}, {}   # id(tensor) -> step; id(storage) -> (step, module, tensor)
+    keep = []  # keep tensors alive so their ids stay unique during the run
+    bad = {}
+    step = [0]
+
+    def read(m, what, x):
+        for pos, t in enumerate(tensors_of(x)):
+            st = t.storage()
+            if st is None or id(t) not in producer or id(st) not in last_writer:
+                continue
+            w_step, w_mod, w_tensor = last_writer[id(st)]
+            if w_step != producer[id(t)]:
+                bad[(index.get(id(m)), what, pos, index.get(id(w_mod)))] = (w_tensor, t)
+
+    def write(m, x):
+        step[0] += 1
+        for t in tensors_of(x):
+            if t.storage() is not None:
+                keep.append(t)
+                producer[id(t)] = step[0]
+                last_writer[id(t.storage())] = (step[0], m, t)
+
+    def on_enter(c, m, name, args):
+        if name == 'updateOutput' and m.__dict__.get('modules') is None:
+            read(m, 'input', args[0])
+
+    def on_exit(c, m, name, args):
+        if name != 'updateOutput':
+            return
+        mods = m.__dict__.get('modules')
+        if mods is None:
+            write(m, m.output)
+        elif m.__typename__ in CONCAT_LIKE:
+            for b in mods:
+                sub = b.__dict__.get('modules')
+                read(m, 'branch', (sub[-1] if sub else b).output)
+            write(m, m.output)
+
+    write(None, input)
+    with tracing(Recorder(on_enter, on_exit)):
+        net.forward(input)
+    return bad
