@@ -6,17 +6,10 @@ import torch
 
 import pynn
 from pynn import nn
+from _oracle import P, T
 
 RNG = np.random.default_rng(99)
 TOL = 1e-10
-
-
-def P(arr):
-    return pynn.from_numpy(np.ascontiguousarray(arr))
-
-
-def T(t):
-    return torch.from_numpy(t.numpy().copy())
 
 
 def randn(*shape):

@@ -7,7 +7,6 @@ import weakref
 
 from ..storage import Storage
 from ..tensor import Tensor
-from ..nn.module import Module
 from .trace import K_ALWAYS_LIVE
 
 # type -> (buffers shared in inference, buffers shared in training), as the original
@@ -238,7 +237,3 @@ def _tensors(x):
     elif isinstance(x, list):
         for v in x:
             yield from _tensors(v)
-
-
-def is_module(x):
-    return isinstance(x, Module)

@@ -9,7 +9,6 @@ design; their stamps are refreshed so that only foreign writes count.
 """
 import numpy as np
 
-from ..tensor import Tensor
 from ..nn.module import tracing
 from .trace import Recorder, recursive_clone, tensors_of, CONCAT_LIKE
 from .needs import backward_reads, INPUT, OUTPUT, GRAD_OUTPUT
@@ -91,7 +90,3 @@ def schedule_violations(net, input, mode='inference'):
             stamp(g)
             net.backward(input, g)
     return bad
-
-
-def is_tensor(x):
-    return isinstance(x, Tensor)

@@ -52,11 +52,10 @@ def tensors_of(x):
 
 class Info:
     """One row of the original's analysis: a storage, its first definition and last use."""
-    __slots__ = ('used', 'defined', 'tensor', 'storage', 'name', 'read_until')
+    __slots__ = ('used', 'defined', 'tensor', 'storage', 'name')
 
     def __init__(self, tensor, name):
         self.used, self.defined = K_NOT_USED, K_NOT_DEFINED
-        self.read_until = K_NOT_USED
         self.tensor, self.storage, self.name = tensor, tensor.storage(), name
 
     def __repr__(self):
@@ -107,21 +106,7 @@ def optnet_analysis(net, input, mode):
             track.keep(args[1], 'used', c, max, K_NOT_USED, label)
             track.keep(m.gradInput, 'defined', c, min, K_NOT_DEFINED, label)
 
-    late = {}
-
-    def on_exit(c, m, name, args):
-        # A Concat-like container reads its branches' outputs when it copies them, at its
-        # end. The original's rows do not count that read (kept as they are, for its exact
-        # plans); it is recorded aside so that plan.split_conflicts can repair a plan that
-        # would let a later branch overwrite an earlier branch's output before the copy.
-        if name == 'updateOutput' and mode == 'inference' and m.__typename__ in CONCAT_LIKE:
-            for branch in m.__dict__['modules']:
-                sub = branch.__dict__.get('modules')
-                for t in tensors_of((sub[-1] if sub else branch).output):
-                    if t.storage() is not None:
-                        late[id(t.storage())] = c
-
-    with tracing(Recorder(on_enter, on_exit)):
+    with tracing(Recorder(on_enter)):
         out = net.forward(input)
         grad = None
         if mode == 'training':
@@ -139,8 +124,6 @@ def optnet_analysis(net, input, mode):
     always_live(input, 'input')
     if grad is not None:
         always_live(grad, 'grad')
-    for row in track.rows:
-        row.read_until = max(row.used, late.get(id(row.storage), row.used))
     return track.rows
 
 
