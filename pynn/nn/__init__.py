@@ -5,8 +5,8 @@ from .module import Module, Criterion, tracing, current_tracer, BackwardDisabled
 from .container import Container, Sequential, Concat, DepthConcat, ConcatTable, ParallelTable, Parallel
 
 # Layer families; every Module/Criterion subclass they define is exported here.
-_FAMILIES = ('linear', 'conv', 'pooling', 'activation', 'normalization', 'shape', 'table',
-             'criterion', 'misc')
+_FAMILIES = ('container', 'linear', 'conv', 'pooling', 'activation', 'normalization', 'shape',
+             'table', 'criterion', 'misc', 'temporal', 'volumetric')
 
 
 def _export():

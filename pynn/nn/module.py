@@ -47,6 +47,7 @@ class BackwardDisabledError(RuntimeError):
 
 def _wrap(name, fn):
     forward = name == 'updateOutput'
+    grads = name == 'accGradParameters'
 
     @functools.wraps(fn)
     def wrapper(self, *args):
@@ -54,6 +55,8 @@ def _wrap(name, fn):
             pre = self.__dict__.get('_pynn_arena')
             if pre is not None:
                 pre.pre_forward(self, args[0])
+        if grads and (self.__dict__.get('gradWeight') is None or self.__dict__.get('gradBias') is None):
+            ensure_grads(self)
         if name == 'updateGradInput' and self.__dict__.get('_pynn_backward_disabled'):
             raise BackwardDisabledError(
                 "%s: backward pass disabled: the network was optimized for inference by "
@@ -76,6 +79,27 @@ def _wrap(name, fn):
         return result
     wrapper._pynn_traced = True
     return wrapper
+
+
+GRAD_OF = (('weight', 'gradWeight'), ('bias', 'gradBias'))
+
+
+def lua_nil(obj, name):
+    """Lua's nil: a field absent from the instance (never set, or absent from a file written
+    by another nn version or saved without gradients) reads as None, as an absent field of a
+    Lua table reads as nil. Private and special names still raise AttributeError."""
+    if name.startswith('_'):
+        raise AttributeError('%r object has no attribute %r' % (type(obj).__name__, name))
+    return None
+
+
+def ensure_grads(m):
+    """Create the gradient of each weight/bias that has none (a file saved without gradients),
+    zero-filled, so that backward and getParameters work where Lua's would fail."""
+    d = m.__dict__
+    for w, g in GRAD_OF:
+        if isinstance(d.get(w), Tensor) and d.get(g) is None:
+            d[g] = d[w].new().resizeAs(d[w]).zero()
 
 
 def ordinal(i):
@@ -171,6 +195,9 @@ class Module:
         self._type = self.output.type()
         self.train = True
 
+    def __getattr__(self, name):
+        return lua_nil(self, name)
+
     # --- protocol -------------------------------------------------------------
     def updateOutput(self, input):
         return self.output
@@ -198,14 +225,13 @@ class Module:
 
     # --- parameters -----------------------------------------------------------
     def parameters(self):
-        w, b = self.__dict__.get('weight'), self.__dict__.get('bias')
-        if w is not None and b is not None:
-            return [w, b], [self.gradWeight, self.gradBias]
-        if w is not None:
-            return [w], [self.gradWeight]
-        if b is not None:
-            return [b], [self.gradBias]
-        return None
+        # Lua builds {weight, bias}, {gradWeight, gradBias}: nil entries (a file saved without
+        # gradients) simply leave the second list shorter.
+        d = self.__dict__
+        params = [d[k] for k in ('weight', 'bias') if d.get(k) is not None]
+        if not params:
+            return None
+        return params, [d[k] for k in ('gradWeight', 'gradBias') if d.get(k) is not None]
 
     def zeroGradParameters(self):
         p = self.parameters()
@@ -224,6 +250,8 @@ class Module:
         if self.__dict__.get('_pynn_getParameters_disabled'):
             raise RuntimeError('getParameters was disabled by optnet (option removeGradParams=true); '
                                'call optnet.removeOptimization(net) to enable it again')
+        for m in self.listModules():
+            ensure_grads(m)
         p = self.parameters() or ([], [])
         params, grads = p
         fp, fg = flatten(params), flatten(grads)
@@ -409,6 +437,9 @@ class Criterion:
     def __init__(self):
         self.gradInput = Tensor()
         self.output = 0
+
+    def __getattr__(self, name):
+        return lua_nil(self, name)
 
     def forward(self, input, target):
         return self.updateOutput(input, target)

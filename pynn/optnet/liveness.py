@@ -113,6 +113,68 @@ NEEDS = {
     'cudnn.Sigmoid': ({OUT, GO}, NONE),
     'cudnn.SpatialAveragePooling': ({GO}, NONE),
 }
+
+# The rest of Lua nn, one block per family of the conformance fixtures.
+
+# pointwise
+NEEDS.update({
+})
+
+
+# misc
+NEEDS.update({
+})
+
+
+# table
+NEEDS.update({
+})
+
+
+# shape
+NEEDS.update({
+})
+
+
+# linear
+NEEDS.update({
+})
+
+
+# container
+NEEDS.update({
+})
+
+
+# conv
+NEEDS.update({
+})
+
+
+# temporal
+NEEDS.update({
+})
+
+
+# pool
+NEEDS.update({
+})
+
+
+# normalization
+NEEDS.update({
+})
+
+
+# volumetric
+NEEDS.update({
+})
+
+
+# nngraph
+NEEDS.update({
+})
+
 DEFAULT_NEEDS = (ALL, ALL)
 
 # Buffers the arena pools with outputs and gradInputs (option reuseBuffers): the fields the
@@ -138,6 +200,33 @@ POOLED_BUFFERS = {
     'nn.SpatialCrossMapLRN': {'scale': (UO, UGI)},
     'nn.SpatialMaxPooling': {'indices': (UO, UGI)},
 }
+
+# The rest of Lua nn, one block per family.
+
+# conv
+POOLED_BUFFERS.update({
+})
+
+
+# temporal
+POOLED_BUFFERS.update({
+})
+
+
+# pool
+POOLED_BUFFERS.update({
+})
+
+
+# normalization
+POOLED_BUFFERS.update({
+})
+
+
+# volumetric
+POOLED_BUFFERS.update({
+})
+
 
 # containers whose own copying is modelled exactly (see the module docstring)
 JOINING = ('nn.Concat', 'nn.DepthConcat', 'nn.Parallel')
