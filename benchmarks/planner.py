@@ -45,7 +45,7 @@ import pynn  # noqa: E402
 from pynn import optnet  # noqa: E402
 from pynn.optnet import arena, liveness, report  # noqa: E402
 from pynn.optnet.trace import recursive_clone  # noqa: E402
-import models  # noqa: E402
+from pynn import models  # noqa: E402
 
 MiB = 1048576.0
 

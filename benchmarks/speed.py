@@ -19,7 +19,7 @@ import torch  # noqa: E402
 from threadpoolctl import threadpool_limits, threadpool_info  # noqa: E402
 
 import pynn  # noqa: E402
-import models  # noqa: E402
+from pynn import models  # noqa: E402
 from torchnet import to_torch  # noqa: E402
 
 CASES = [

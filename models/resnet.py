@@ -89,7 +89,7 @@ def _init(model, opt, convs=('nn.SpatialConvolution',)):
         v.bias.zero()
     if opt.get('cudnn') == 'deterministic':
         def det(m):
-            if hasattr(m, 'setMode'):
+            if callable(getattr(type(m), 'setMode', None)):
                 m.setMode(1, 1, 1)
         model.apply(det)
 

@@ -46,6 +46,9 @@ def _lazy(name):
 def __getattr__(name):
     if name in ('nn', 'optnet', 'cudnn'):
         return _lazy(name)
+    if name == 'models':
+        from ._models import load
+        return load()
     if name in ('load', 'save', 'T7FormatError'):
         return getattr(_lazy('serialization'), name)
     raise AttributeError("module 'pynn' has no attribute %r" % name)

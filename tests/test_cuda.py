@@ -56,7 +56,7 @@ def test_cuda_matches_cpu(name, make, shape):
 
 
 def test_optnet_on_cuda_keeps_outputs():
-    import models
+    from pynn import models
     pynn.manualSeed(1)
     net, x = models.resnet({'dataset': 'cifar10', 'depth': 20}, batch=2)
     net.evaluate()

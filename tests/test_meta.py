@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import pynn
-import models
+from pynn import models
 from pynn import optnet, cudnn
 from pynn.optnet.trace import recursive_clone, tensors_of
 

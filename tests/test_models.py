@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import pynn
-import models
+from pynn import models
 
 tnn = torch.nn
 

@@ -19,7 +19,7 @@ import pynn
 from pynn import nn, cudnn, optnet
 from pynn.optnet import arena, liveness, report
 from pynn.optnet.trace import recursive_clone, tensors_of
-import models
+from pynn import models
 
 MiB = 1048576.0
 RESNET = {'dataset': 'cifar10', 'depth': 20}

@@ -762,7 +762,7 @@ def test_torchfile_reads_what_pynn_writes(tmp_path):
 # --------------------------------------------------------------------------- models/
 def _models():
     try:
-        import models
+        from pynn import models
     except ImportError:
         return {}
     return dict(getattr(models, 'builders', {}) or {})

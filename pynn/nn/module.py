@@ -8,6 +8,7 @@ so nothing is ever patched on instances and nothing stays patched if a run raise
 """
 import copy
 import functools
+import re
 import threading
 
 import numpy as np
@@ -102,6 +103,38 @@ def ensure_grads(m):
             d[g] = d[w].new().resizeAs(d[w]).zero()
 
 
+def _wrap_init(init):
+    """Constructor errors name the Lua class and the arguments it was given:
+    'nn.SpatialConvolution(3): missing 3 required positional arguments: ...'. Only the
+    outermost constructor rewrites (a layer built from other layers reports itself)."""
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kw):
+        depth = getattr(_state, 'ctor_depth', 0)
+        _state.ctor_depth = depth + 1
+        try:
+            init(self, *args, **kw)
+        except (TypeError, ValueError) as e:
+            if depth or not (len(e.args) == 1 and isinstance(e.args[0], str)):
+                raise
+            call = ', '.join([repr(a) for a in args] + ['%s=%r' % kv for kv in kw.items()])
+            msg = re.sub(r'^[\w.]*__init__\(\) ', '', e.args[0])
+            head = '%s(%s)' % (type(self).__typename__, call)
+            if not msg.startswith(type(self).__typename__):
+                msg = '%s: %s' % (head, msg)
+            raise type(e)(msg).with_traceback(e.__traceback__) from None
+        finally:
+            _state.ctor_depth = depth
+    __init__._pynn_ctor = True
+    return __init__
+
+
+def _wrap_ctor(cls):
+    init = cls.__dict__.get('__init__')
+    if init is not None and not getattr(init, '_pynn_ctor', False):
+        cls.__init__ = _wrap_init(init)
+
+
 def ordinal(i):
     suffix = 'th' if 10 <= i % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(i % 10, 'th')
     return '%d%s' % (i, suffix)
@@ -186,6 +219,7 @@ class Module:
                 setattr(cls, name, _wrap(name, fn))
         if '__typename__' not in cls.__dict__:
             cls.__typename__ = 'nn.' + cls.__name__
+        _wrap_ctor(cls)
 
     __typename__ = 'nn.Module'
 
@@ -431,6 +465,7 @@ class Criterion:
         super().__init_subclass__(**kw)
         if '__typename__' not in cls.__dict__:
             cls.__typename__ = 'nn.' + cls.__name__
+        _wrap_ctor(cls)
 
     __typename__ = 'nn.Criterion'
 

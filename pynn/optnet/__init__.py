@@ -11,7 +11,7 @@ from ..tensor import Tensor
 from ..nn.module import Module
 from . import apply as _apply
 from .apply import Snapshot
-from .memory import countUsedMemory
+from .memory import countUsedMemory, check_network
 from .graphgen import graphgen  # noqa: E402  (the function shadows the submodule name)
 from .plan import assign_optnet
 from .trace import optnet_analysis, recursive_clone, tensors_of, forward_schedule, forward_conflicts
@@ -60,8 +60,7 @@ def optimizeMemory(net, input, opts=None, **kw):
     ('inference' or 'training'), reuseBuffers=True, removeGradParams=True (inference only).
     On any error the network is left exactly as it was.
     """
-    if not isinstance(net, Module):
-        raise TypeError('optimizeMemory: expected an nn.Module, got %s' % type(net).__name__)
+    check_network('optimizeMemory', net)
     o = _options(opts, kw)
     if net.__dict__.get(_FLAG):
         warnings.warn('Skipping memory optimization: network is already optimized for %s mode.'
@@ -135,6 +134,7 @@ def removeOptimization(net):
     """Undo optimizeMemory: fresh storages for the outputs, gradInputs and buffers it shared,
     in-place flags it switched back off, gradient parameters rebuilt with their original
     sharing, backward enabled again."""
+    check_network('removeOptimization', net)
     if not net.__dict__.get(_FLAG):
         warnings.warn('Skipping memory optimization removal, as the network was not optimized.')
         return net

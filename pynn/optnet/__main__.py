@@ -1,14 +1,26 @@
 """The command line: `pynn-optnet demo | report MODEL | graph MODEL | tables`."""
 import argparse
+import os
 import sys
 import time
 
 MiB = 1048576.0
 
+# The original optnet's builders (pynn.models), with the options each needs from the command
+# line: resnet and preresnet take a dataset and a depth (the published tables' resnet-110 on
+# CIFAR-10 by default), vgg a model type.
+MODELS = ('alexnet', 'vgg', 'googlenet', 'resnet', 'preresnet', 'basic_parallel', 'basic_conv',
+          'basic_deep_conv', 'basic_unpooling', 'siamese', 'basic_concat', 'basic_multiOutput')
+RESNETS = ('resnet', 'preresnet')
+
 
 def _fmt(mem):
     return ', '.join('%s %.2f MiB' % (k, mem[k] / MiB)
                      for k in ('total_size', 'outputs', 'gradInputs', 'buffers', 'params'))
+
+
+def _progress(msg):
+    print(msg, file=sys.stderr, flush=True)
 
 
 def demo(args):
@@ -37,79 +49,122 @@ def demo(args):
         if step == 1 or step % 5 == 0:
             print('   step %2d  loss %.4f' % (step, loss))
     pynn.setdefaulttensortype('torch.DoubleTensor')
-    print('2) optnet on %s (batch 1, float64, inference)' % args.model)
-    report(argparse.Namespace(model=args.model, mode='inference', batch=None, float=False))
+    print('2) optnet on %s (batch %s, float64, inference%s)'
+          % (args.model, args.batch or 'default', ', meta device' if args.meta else ''))
+    report(argparse.Namespace(model=args.model, mode='inference', batch=args.batch, float=False,
+                              meta=args.meta, depth=args.depth, dataset=args.dataset))
 
 
-def _build(name, batch=None):
-    import models
-    b = models.builders[name]
-    return b(batch=batch) if batch else b()
+def _build(args):
+    import pynn
+    from pynn import models
+    name = args.model
+    if name not in models.builders:
+        raise SystemExit('pynn-optnet: unknown model %r; the models are: %s' % (name, ', '.join(MODELS)))
+    kind = 'Float' if getattr(args, 'float', False) else 'Double'
+    meta = getattr(args, 'meta', False)
+    old = pynn.getdefaulttensortype()
+    pynn.setdefaulttensortype('torch.%s%sTensor' % ('Meta' if meta else '', kind))
+    try:
+        b = models.builders[name]
+        kw = {'batch': args.batch} if getattr(args, 'batch', None) else {}
+        if name in RESNETS:
+            return b({'dataset': args.dataset or 'cifar10', 'depth': args.depth or 110}, **kw)
+        return b(**kw)
+    finally:
+        pynn.setdefaulttensortype(old)
 
 
 def report(args):
-    import pynn
     from pynn import optnet
-    if getattr(args, 'float', False):
-        pynn.setdefaulttensortype('torch.FloatTensor')
-    net, inp = _build(args.model, args.batch)
+    _progress('building %s ...' % args.model)
+    net, inp = _build(args)
     if args.mode == 'inference':
         net.evaluate()
-    t0 = time.perf_counter()
+    _progress('running it once and counting its memory ...')
     net.forward(inp)
     if args.mode == 'training':
         from .trace import recursive_clone
         net.backward(inp, recursive_clone(net.output))
     before = optnet.countUsedMemory(net)
+    _progress('optimizeMemory (%s) ...' % args.mode)
+    t0 = time.perf_counter()
     optnet.optimizeMemory(net, inp, {'mode': args.mode, 'inplace': True, 'reuseBuffers': True})
+    took = time.perf_counter() - t0
     net.forward(inp)
     if args.mode == 'training':
         net.backward(inp, recursive_clone(net.output))
     after = optnet.countUsedMemory(net)
     print('   before: ' + _fmt(before))
     print('   after : ' + _fmt(after))
-    print('   saved : %.1f%% of the total (%.2f s)' % (
-        100.0 * (1 - after['total_size'] / before['total_size']), time.perf_counter() - t0))
+    print('   saved : %.1f%% of the total' % (100.0 * (1 - after['total_size'] / before['total_size'])))
+    print('   optimizeMemory took %.2f s' % took)
+
+
+DOT_MISSING = ("pynn-optnet graph: Graphviz's `dot` program was not found on the PATH, so the graph "
+               "cannot be rendered. Install Graphviz (Debian/Ubuntu: apt-get install graphviz; "
+               "macOS: brew install graphviz; conda: conda install graphviz), or write the graph's "
+               "source without rendering it: --format dot")
 
 
 def graph(args):
+    import graphviz
     from pynn import optnet
-    net, inp = _build(args.model, args.batch)
+    net, inp = _build(args)
     net.evaluate()
     if args.optimize:
         optnet.optimizeMemory(net, inp)
     g = optnet.graphgen(net, inp, {'addOutputNode': True})
-    path = g.render(args.out, format=args.format, cleanup=True)
-    print(path)
+    if args.format == 'dot':
+        path = args.out + '.dot'
+        with open(path, 'w') as f:
+            f.write(g.source)
+    else:
+        try:
+            path = g.render(args.out, format=args.format, cleanup=True)
+        except graphviz.ExecutableNotFound:
+            raise SystemExit(DOT_MISSING) from None
+    print(os.path.abspath(path))
+
+
+def _model_args(p, positional=True):
+    if positional:
+        p.add_argument('model', metavar='MODEL', help='one of: %s' % ', '.join(MODELS))
+    p.add_argument('--batch', type=int, help="batch size (default: the original builder's)")
+    p.add_argument('--meta', action='store_true',
+                   help='build on the meta device: sizes and bytes without data (instant)')
+    p.add_argument('--depth', type=int, help='resnet/preresnet depth (default 110)')
+    p.add_argument('--dataset', choices=['cifar10', 'imagenet'],
+                   help='resnet/preresnet dataset (default cifar10)')
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog='pynn-optnet', description=__doc__)
+    p = argparse.ArgumentParser(prog='pynn-optnet', description=__doc__,
+                                epilog='MODEL: ' + ', '.join(MODELS))
     sub = p.add_subparsers(dest='cmd')
     d = sub.add_parser('demo', help='train a small net, then optimize a model and print its memory')
     d.add_argument('--steps', type=int, default=20)
-    d.add_argument('--model', default='googlenet')
+    d.add_argument('--model', default='googlenet', metavar='MODEL', help='one of: %s' % ', '.join(MODELS))
+    _model_args(d, positional=False)
     r = sub.add_parser('report', help="a model's memory before and after optimizeMemory")
-    r.add_argument('model')
+    _model_args(r)
     r.add_argument('--mode', default='inference', choices=['inference', 'training'])
-    r.add_argument('--batch', type=int)
     r.add_argument('--float', action='store_true')
-    g = sub.add_parser('graph', help='render the data-flow graph of a model')
-    g.add_argument('model')
-    g.add_argument('--batch', type=int)
+    g = sub.add_parser('graph', help='render the data-flow graph of a model (needs Graphviz)')
+    _model_args(g)
     g.add_argument('--optimize', action='store_true')
-    g.add_argument('--out', default='graph')
-    g.add_argument('--format', default='svg')
-    try:
-        from . import tables as _tables
-        _tables.add_parser(sub)
-    except ImportError:
-        pass
+    g.add_argument('--out', default='graph', help='output file name without extension')
+    g.add_argument('--format', default='svg', help="svg, png, pdf, ... or 'dot' for the source only")
+    from . import tables as _tables
+    _tables.add_parser(sub)
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = p.parse_args(argv)
-    cmd = args.cmd or 'demo'
-    if cmd == 'demo' and not hasattr(args, 'steps'):
-        args = p.parse_args(['demo'] + list(argv or []))
-    {'demo': demo, 'report': report, 'graph': graph}.get(cmd, getattr(args, 'func', None))(args)
+    if args.cmd is None:
+        args = p.parse_args(['demo'] + argv)
+    model = getattr(args, 'model', None)
+    if args.cmd in ('demo', 'report', 'graph') and model not in MODELS:
+        p.error('unknown model %r; the models are: %s' % (model, ', '.join(MODELS)))
+    {'demo': demo, 'report': report, 'graph': graph}.get(args.cmd, getattr(args, 'func', None))(args)
     return 0
 
 

@@ -23,6 +23,8 @@ def _colour(i):
 def graphgen(net, input, opts=None):
     """opts: nodeData(label, tensor) -> label, displayProps (graphviz node attributes),
     addOutputNode (bool, adds an 'output' node). Runs one forward pass of net."""
+    from .memory import check_network
+    check_network('graphgen', net)
     opts = dict(opts or {})
     node_data = opts.get('nodeData')
     props = dict(opts.get('displayProps') or {'shape': 'box', 'style': 'filled'})

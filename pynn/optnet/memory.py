@@ -32,9 +32,18 @@ def storages_by_category(net):
     return seen
 
 
+def check_network(fn, net):
+    """A clear TypeError when `net` is not an nn module (None, a tensor, a list, ...)."""
+    from ..nn.module import Module
+    if not isinstance(net, Module):
+        raise TypeError('optnet.%s: expected an nn module (e.g. nn.Sequential), got %s'
+                        % (fn, 'None' if net is None else type(net).__name__))
+
+
 def countUsedMemory(net):
     """Bytes held by outputs, gradInputs, buffers and params (storage size x element size),
     each storage counted once per category; `total_size` is their sum (as the original)."""
+    check_network('countUsedMemory', net)
     if net.__dict__.get('_pynn_arena') is not None:  # one arena, typed views: count bytes once
         from .report import arena_memory
         return arena_memory(net)

@@ -1,3 +1,5 @@
-"""The original optnet's model builders, as `pynn.optnet.models` (they live in top-level `models/`)."""
-from models import *  # noqa: F401,F403
-from models import builders  # noqa: F401
+"""The original optnet's model builders, as `pynn.optnet.models` (the same as `pynn.models`)."""
+from pynn import models as _models
+
+globals().update({k: v for k, v in vars(_models).items() if not k.startswith('__')})
+builders = _models.builders

@@ -118,7 +118,7 @@ def published_bytes(setting_key, model):
 def build(model, kind, batch, meta=False, network='today'):
     """(net, input) of a published model in float kind 'Double'/'Float', on meta or real data."""
     import pynn
-    import models as _models
+    from pynn import models as _models
     _, builder, arg = next(m for m in MODELS if m[0] == model)
     if network == 'bn':
         arg = dict(arg, batchNorm=True)
