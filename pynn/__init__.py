@@ -49,6 +49,6 @@ def __getattr__(name):
     if name == 'models':
         from ._models import load
         return load()
-    if name in ('load', 'save', 'T7FormatError'):
+    if name in ('load', 'save', 'T7FormatError', 'registerClass'):
         return getattr(_lazy('serialization'), name)
     raise AttributeError("module 'pynn' has no attribute %r" % name)

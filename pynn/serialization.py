@@ -83,6 +83,7 @@ import numbers
 import os
 import re
 import struct
+import warnings
 
 import numpy as np
 
@@ -128,10 +129,91 @@ _UNREADABLE = {'torch.Generator', 'torch.File', 'torch.DiskFile', 'torch.MemoryF
 
 # Class versions (Lua's `__version`; 1 when a class does not set it). Written as 'V <n>'.
 LUA_VERSIONS = {'nn.BatchNormalization': 2, 'nn.SpatialBatchNormalization': 2,
+                'nn.DataParallelTable': 3,
                 'nn.LookupTable': 4, 'nn.VolumetricMaxPooling': 2, 'nn.GradientReversal': 2,
                 'tds.Vec': 0, 'tds.Hash': 0}
 
+# Classes whose Lua `write` writes objects before the table of fields: nn.GPU its header
+# {_type, device}, cunn's DataParallelTable (version 2 on) its gpuAssignments. Reading skips
+# them (the fields hold the same values); writing makes them again from the fields.
+_PREFIX = {
+    'nn.GPU': (lambda version: 1, lambda d: [[d.get('_type'), d.get('device')]]),
+    'nn.DataParallelTable': (lambda version: 1 if version >= 2 else 0,
+                             lambda d: [d.get('gpuAssignments') or []]),
+}
+
+
+def _prefix_objects(name, version):
+    spec = _PREFIX.get(name)
+    return spec[0](version) if spec else 0
+
+
 _CLASS_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_.:\-]*\Z')
+
+
+# Where classes that pynn does not implement come from: named in the error when such an
+# object is run, so that a user knows which Lua package the file needs.
+_PACKAGE_OF_CLASS = {
+    # Element-Research's rnn (and its dpnn base)
+    **{'nn.' + c: "Element-Research's rnn" for c in (
+        'Sequencer', 'Recurrent', 'Recursor', 'AbstractRecurrent', 'FastLSTM', 'SeqLSTM',
+        'SeqLSTMP', 'SeqGRU', 'SeqBRNN', 'BiSequencer', 'BiSequencerLM', 'MaskZero', 'TrimZero',
+        'LookupTableMaskZero', 'Repeater', 'RecurrentAttention', 'Recurrence', 'NormStabilizer',
+        'SequencerCriterion', 'RepeaterCriterion', 'MaskZeroCriterion', 'LSTMP', 'RecGRU',
+        'RecLSTM')},
+    **{'nn.' + c: "Element-Research's dpnn" for c in (
+        'Inception', 'Serial', 'SpatialGlimpse', 'ReinforceNormal', 'ReinforceBernoulli',
+        'ReinforceCategorical', 'VRClassReward', 'Collapse', 'SpatialUniformCrop',
+        'SpatialFeatNormalization', 'SpatialBinaryConvolution', 'SimpleColorTransform',
+        'PCAColorTransform', 'ArgMax', 'CategoricalEntropy', 'TotalDropout',
+        'BinaryLogisticRegression', 'BinaryClassReward', 'Clip', 'SpatialRegionDropout',
+        'Dictionary', 'NCEModule', 'NCECriterion')},
+    # jcjohnson's torch-rnn (its nn.LSTM too; Element-Research's rnn has one of that name)
+    'nn.LanguageModel': "jcjohnson's torch-rnn", 'nn.VanillaRNN': "jcjohnson's torch-rnn",
+    'nn.TemporalAdapter': "jcjohnson's torch-rnn",
+    'nn.LSTM': "Element-Research's rnn or jcjohnson's torch-rnn",
+    'nn.GRU': "Element-Research's rnn",
+    # nnx
+    **{'nn.' + c: 'clementfarabet\'s nnx' for c in (
+        'SpatialReSampling', 'SpatialDownSampling', 'SpatialMatching', 'SpatialPyramid',
+        'SpatialFovea', 'SpatialRecursiveFovea', 'SoftMaxTree', 'TreeNLLCriterion', 'PushTable',
+        'PullTable', 'MultiSoftMax', 'Balance', 'SpatialNormalization', 'QDRiemaNNLinear',
+        'SpatialReSamplingEx', 'SpatialColorTransform', 'DistNLLCriterion', 'SuperCriterion',
+        'SpatialClassifier', 'SpatialLinear', 'SpatialMaxSampling', 'SpatialRadialMatching',
+        'SpatialUpSampling', 'FunctionWrapper', 'Probe', 'DataSetLabelMe', 'Tic', 'Toc')},
+    # cudnn.torch's recurrent modules (the convolutional ones load as their nn counterparts)
+    **{'cudnn.' + c: "soumith's cudnn.torch (its cuDNN recurrent networks)" for c in (
+        'RNN', 'LSTM', 'GRU', 'BLSTM', 'BGRU', 'RNNReLU', 'RNNTanh')},
+    'nn.SpatialConvolutionCUDA': 'cunn (its old CUDA-only layers)',
+    'nn.SpatialMaxPoolingCUDA': 'cunn (its old CUDA-only layers)',
+    'nn.Jacobian': 'nn (a test helper, not a module)',
+}
+_PACKAGE_OF_PREFIX = (
+    ('ccn2.', 'cuda-convnet2.torch'), ('fbnn.', "facebook's fbnn"), ('fbcunn.', "facebook's fbcunn"),
+    ('inn.', "szagoruyko's inn"), ('w2nn.', 'waifu2x'), ('nngraph.', 'nngraph'), ('graph.', 'graph (nngraph)'),
+    ('rnn.', "Element-Research's rnn"), ('dpnn.', "Element-Research's dpnn"), ('cudnn.', "soumith's cudnn.torch"),
+    ('cunn.', 'cunn'), ('nnx.', "clementfarabet's nnx"), ('tds.', 'tds'), ('image.', 'image'),
+    ('optim.', 'optim'), ('torch.', 'torch7'),
+)
+
+
+# cudnn.torch classes whose nn counterpart has another name (see _Classes.get); their fields
+# are translated by UPGRADES.
+_CUDNN_AS_NN = {'cudnn.ClippedReLU': 'nn.HardTanh'}
+
+
+def lua_package(typename):
+    """The Lua package a class name comes from, as far as pynn knows ('' if it does not)."""
+    pkg = _PACKAGE_OF_CLASS.get(typename)
+    if pkg is None:
+        pkg = next((p for pre, p in _PACKAGE_OF_PREFIX if typename.startswith(pre)), '')
+    return pkg
+
+
+def _missing_class_text(typename):
+    pkg = lua_package(typename)
+    return "the Lua class '%s'%s is not implemented in pynn" % (
+        typename, ' (from the Lua package %s)' % pkg if pkg else '')
 
 
 class T7FormatError(ValueError):
@@ -169,11 +251,14 @@ class TorchObject:
 
     def _unsupported(self, *args, **kwargs):
         raise NotImplementedError(
-            "pynn has no implementation of the Lua class '%s': it was loaded from a .t7 file as a "
-            "generic object that keeps its fields (%s), but it cannot run"
-            % (self.torch_typename(), ', '.join(sorted(k for k in self.__dict__
-                                                       if isinstance(k, str) and not k.startswith('_pynn')))
-               or 'none'))
+            "%s: it was loaded from a .t7 file as an inert object that keeps its fields (%s) and "
+            "tensors, but it cannot run. If you have a Python implementation, define it as a "
+            "subclass of nn.Module named after the Lua class before pynn.load, or register it with "
+            "pynn.registerClass(%r, cls)"
+            % (_missing_class_text(self.torch_typename()),
+               ', '.join(sorted(k for k in self.__dict__
+                                if isinstance(k, str) and not k.startswith('_pynn'))) or 'none',
+               self.torch_typename()))
 
     forward = backward = updateOutput = updateGradInput = accGradParameters = __call__ = _unsupported
 
@@ -415,7 +500,7 @@ class _Table(_Node):
 
 
 class _Torch(_Node):
-    __slots__ = ('name', 'version', 'what', 'kind', 'device', 'size', 'stride', 'soffset', 'payload')
+    __slots__ = ('name', 'version', 'what', 'kind', 'device', 'size', 'stride', 'soffset', 'payload', 'prefix')
 
 
 class _Func(_Node):
@@ -601,6 +686,10 @@ class _Parser:
             node.payload = items
             return node
         node.what = 'object'
+        prefix = []
+        for _ in range(_prefix_objects(name, version)):
+            prefix.append((yield))
+        node.prefix = prefix
         node.payload = yield
         return node
 
@@ -632,13 +721,52 @@ def _str_keyed(items):
     return all(isinstance(k, str) for k, _ in items)
 
 
+_REGISTERED = {}
+
+
+def registerClass(typename, cls):
+    """Load every object of the Lua class `typename` (e.g. 'nn.MyLayer') in a .t7 file as an
+    instance of `cls`: made without calling its constructor, its __dict__ filled with the
+    file's fields (then its `read(file, version)` hook, if it has one, may upgrade them).
+    Overrides pynn's own class of that name. Returns cls, so it also works as a decorator
+    factory's result: `registerClass('nn.X', X)`."""
+    if not isinstance(typename, str) or not _CLASS_NAME.match(typename):
+        raise ValueError('registerClass: expected a Lua class name such as \'nn.MyLayer\', got %r'
+                         % (typename,))
+    if not isinstance(cls, type):
+        raise TypeError('registerClass: expected a class, got %s' % type(cls).__name__)
+    _REGISTERED[typename] = cls
+    return cls
+
+
+def _user_classes():
+    """Subclasses of nn.Module / nn.Criterion defined outside pynn (a user's own layers):
+    found by their Lua class name, `__typename__` ('nn.' + the class name by default)."""
+    out, todo = {}, [Module, Criterion]
+    while todo:
+        c = todo.pop()
+        for sub in c.__subclasses__():
+            todo.append(sub)
+            name = sub.__dict__.get('__typename__')
+            if isinstance(name, str) and not sub.__module__.startswith(__package__ + '.'):
+                out.setdefault(name, sub)
+    return out
+
+
 class _Classes:
-    """Lua class name -> pynn class: pynn.nn.registry(), and pynn.cudnn's registry (if that
-    package exists and has one) only when a file names a cudnn.* class."""
+    """Lua class name -> pynn class: classes registered with registerClass, pynn.nn.registry(),
+    a user's own Module/Criterion subclasses (defined before the load), and pynn.cudnn's
+    registry (if that package exists and has one) only when a file names a cudnn.* class."""
 
     def __init__(self):
         from . import nn
         self.reg = dict(nn.registry())
+        from . import cunn
+        for k, v in cunn.registry().items():
+            self.reg.setdefault(k, v)
+        for k, v in _user_classes().items():
+            self.reg.setdefault(k, v)
+        self.reg.update(_REGISTERED)
         self.cudnn_done = False
 
     def get(self, name):
@@ -651,13 +779,20 @@ class _Classes:
                     self.reg.setdefault(k, v)
             except Exception:   # no pynn.cudnn (or no CUDA): cudnn.* load as generic modules
                 pass
-        return self.reg.get(name)
+        cls = self.reg.get(name)
+        if cls is None and name.startswith('cudnn.'):
+            # cudnn.torch's classes extend nn's and keep their fields: one that pynn.cudnn
+            # does not have loads as its nn counterpart (cudnn.VolumetricConvolution ->
+            # nn.VolumetricConvolution, cudnn.ClippedReLU -> nn.HardTanh(0, ceiling), ...)
+            cls = self.reg.get(_CUDNN_AS_NN.get(name, 'nn.' + name[len('cudnn.'):]))
+        return cls
 
 
 class _Builder:
     def __init__(self, nodes):
         self.nodes = nodes
         self.classes = _Classes()
+        self.warned = set()
 
     def build(self, root):
         nodes = self.nodes
@@ -706,6 +841,11 @@ class _Builder:
             elif _looks_like_module(node.name, payload) and (
                     not isinstance(payload, _Table) or _str_keyed(payload.items)):
                 node.obj = UnknownModule.__new__(UnknownModule)
+                if node.name not in self.warned:
+                    self.warned.add(node.name)
+                    warnings.warn('pynn.load: %s; it loads as an inert object whose fields and '
+                                  'tensors are reachable, and raises if run'
+                                  % _missing_class_text(node.name), stacklevel=3)
             else:
                 node.obj = TorchObject.__new__(TorchObject)
 
@@ -874,8 +1014,16 @@ def _up_concat(d, version):
         d['outputSize'] = Storage(0, np.int64)
 
 
+def _up_clipped_relu(d, version):
+    """cudnn.ClippedReLU(ceiling, inplace): min(max(x, 0), ceiling), nn.HardTanh(0, ceiling)."""
+    d.setdefault('min_val', 0)
+    d.setdefault('max_val', d.get('ceiling'))
+    d.setdefault('inplace', False)
+
+
 # Used for classes without their own `read(file, version)` hook (Lua's read metamethod).
 UPGRADES = {
+    'cudnn.ClippedReLU': _up_clipped_relu,
     'nn.SpatialConvolution': _up_conv,
     'nn.SpatialConvolutionMM': _up_padding,
     'nn.SpatialDepthWiseConvolution': _up_padding,
@@ -1225,6 +1373,9 @@ class _Writer:
             if '_pynn_payload' in d:
                 yield d['_pynn_payload'], path
                 return
+            if _prefix_objects(name, version):
+                for v in _PREFIX[name][1](d):
+                    yield v, path
             fields = {}
             for k, v in d.items():
                 if not isinstance(k, str):

@@ -165,13 +165,19 @@ def is_tensor(x):
 
 def recursive_type(param, name, cache):
     """Convert tensors in param (tensor, list, dict, module) to type `name`, keeping sharing."""
-    if isinstance(param, (Module, Criterion)):  # Lua's recursiveType converts criteria too
-        return param.type(name, cache)
-    if isinstance(param, list):
-        for i, v in enumerate(param):
-            param[i] = recursive_type(v, name, cache)
-        return param
-    if isinstance(param, dict):
+    if isinstance(param, (Module, Criterion, list, dict)):
+        # each shared module or table is converted once: a network whose modules are reachable
+        # along many paths (an nngraph gModule: modules, nodes, nested graphs) stays linear
+        key = ('seen', id(param))
+        if key in cache:
+            return param
+        cache[key] = param
+        if isinstance(param, (Module, Criterion)):  # Lua's recursiveType converts criteria too
+            return param.type(name, cache)
+        if isinstance(param, list):
+            for i, v in enumerate(param):
+                param[i] = recursive_type(v, name, cache)
+            return param
         for k in list(param):
             param[k] = recursive_type(param[k], name, cache)
         return param
@@ -340,6 +346,7 @@ class Module:
             return self._type
         backend.parse_typename(name)  # validate before touching anything
         cache = {} if tensorCache is None else tensorCache
+        cache[('seen', id(self))] = self
         for k in list(self.__dict__):
             self.__dict__[k] = recursive_type(self.__dict__[k], name, cache)
         self._type = name
@@ -489,6 +496,7 @@ class Criterion:
         if name is None:
             return self.gradInput.type()
         cache = {} if tensorCache is None else tensorCache
+        cache[('seen', id(self))] = self
         for k in list(self.__dict__):
             self.__dict__[k] = recursive_type(self.__dict__[k], name, cache)
         return self
