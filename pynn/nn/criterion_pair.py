@@ -181,7 +181,7 @@ class L1HingeEmbeddingCriterion(Criterion):
         xa, xb = a.numpy(), arr_as(b, a.size())
         d = float(xpof(xa).abs(xa - xb).sum()) if xa.size else 0.0
         if is_number(y) and y == -1:
-            d = max(0, self.margin - d)
+            d = float(max(0.0, self.margin - d))
         self.output = d
         return self.output
 
@@ -243,7 +243,7 @@ class MarginRankingCriterion(Criterion):
                 self.output = 0.0
                 return self.output
             d = float(a.numpy().reshape(-1)[0]) - float(b.numpy().reshape(-1)[0])
-            self.output = max(0, -y * d + self.margin)
+            self.output = float(max(0.0, -y * d + self.margin))
             return self.output
         if self.__dict__.get('_output') is None:
             self._output = a.clone()
@@ -318,6 +318,12 @@ class DistanceRatioCriterion(Criterion):
         if X.dim() == 0 or Y.dim() == 0 or X.size(1) != Y.size(1):
             fail(self, "Y with X's first size (%s)" % (X.size(1) if X.dim() else 'empty'), Y)
         return X, Y
+
+    def forward(self, input, target=None):
+        return self.updateOutput(input, target)
+
+    def backward(self, input, target=None):
+        return self.updateGradInput(input, target)
 
     def updateOutput(self, input, target=None):
         X, Y = self._check(input)

@@ -218,6 +218,12 @@ class L1Cost(Criterion):
     def __init__(self):
         super().__init__()
 
+    def forward(self, input, target=None):
+        return self.updateOutput(input, target)
+
+    def backward(self, input, target=None):
+        return self.updateGradInput(input, target)
+
     def updateOutput(self, input, target=None):
         check_input(self, input)
         if input.is_meta():
