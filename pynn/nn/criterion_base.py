@@ -48,7 +48,9 @@ def grad_type(crit):
 
 def check_input(crit, input, dims=None, what='input'):
     """input: a floating tensor of the criterion's type (convert criteria with :type(), as Lua's
-    THNN calls require), with a number of dimensions in `dims` when given."""
+    THNN calls require), with a number of dimensions in `dims` when given. Lua's THNN criteria
+    fail on a type mismatch only in backward (gradInput has the other type); pynn fails at once
+    in forward, so that a forward never succeeds on what its backward cannot take."""
     if not is_float_tensor(input):
         fail(crit, 'a floating-point %s tensor' % what, input)
     gt = grad_type(crit)

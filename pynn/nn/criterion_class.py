@@ -87,7 +87,7 @@ class MultiMarginCriterion(Criterion):
         x, z, on, wt, xp = self._terms(input, cls)
         nframe, dim = x.shape
         g = x.dtype.type(1. / (nframe * dim) if self.sizeAverage else 1. / dim)
-        h = xp.broadcast_to(g, z.shape) if (self.p or 1) == 1 else (2 * g) * z
+        h = xp.full(z.shape, g, dtype=z.dtype) if (self.p or 1) == 1 else (2 * g) * z
         if wt is not None:
             h = h * wt
         ga = self.gradInput.numpy().reshape(nframe, dim)
@@ -190,10 +190,6 @@ class SpatialClassNLLCriterion(Criterion):
         self.output_tensor = zeros(1)
         self.total_weight_tensor = ones(1)
         self.target = zeros(1).long()
-
-    def __len__(self):
-        w = self.__dict__.get('weights')
-        return w.size(1) if w is not None else 0
 
     def _check(self, input, target):
         check_input(self, input)

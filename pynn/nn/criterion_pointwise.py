@@ -7,8 +7,6 @@ THNN's element-wise criteria only need the target to hold as many elements as th
 are read in their logical order) and of the input's type. sizeAverage divides by the input's
 element count. See criterion_base for validation, meta and float32 conventions.
 """
-import math
-
 import numpy as np
 
 from ..tensor import Tensor
@@ -107,10 +105,6 @@ class BCECriterion(_Elementwise):
             if not isinstance(weights, Tensor) or weights.dim() != 1:
                 raise ValueError('nn.BCECriterion: weights input should be 1-D Tensor')
             self.weights = weights
-
-    def __len__(self):
-        w = self.__dict__.get('weights')
-        return w.size(1) if w is not None else 0
 
     def _check(self, input, target):
         super()._check(input, target)
@@ -496,13 +490,16 @@ class SpatialAutoCropMSECriterion(MSECriterion):
 
 
 def regsplex(n):
-    """The n+1 vertices (rows) of a regular simplex in R^n centered at the origin, unit norm:
-    Lua's construction (a scalar recurrence, one step per dimension, run once per constructor)."""
-    a = np.zeros((n + 1, n))
-    for k in range(n):
-        a[k, k] = 1.0 if k == 0 else math.sqrt(1 - np.linalg.norm(a[k, :k]) ** 2)
-        a[k + 1:, k] = (a[k, k] ** 2 - 1 - 1 / n) / a[k, k]
-    return a
+    """The n+1 vertices (rows) of a regular simplex in R^n centered at the origin, unit norm,
+    as Lua's construction builds them: vertex k has a[k][k] = sqrt((n+1)(n-k+1) / (n(n-k+2)))
+    (the closed form of Lua's recurrence a[k][k] = sqrt(1 - |a[k][1..k-1]|^2)), and every later
+    vertex has c_k = (a[k][k]^2 - 1 - 1/n) / a[k][k] in column k; zeros above the diagonal."""
+    k = np.arange(1, n + 1, dtype=np.float64)
+    diag = np.sqrt((n + 1) * (n - k + 1) / (n * (n - k + 2)))
+    c = (diag ** 2 - 1 - 1 / n) / diag
+    rows = np.arange(n + 1)[:, None]
+    cols = np.arange(n)[None, :]
+    return np.where(rows == cols, diag[None, :], np.where(rows > cols, c[None, :], 0.0))
 
 
 class ClassSimplexCriterion(MSECriterion):
