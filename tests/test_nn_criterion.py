@@ -865,3 +865,41 @@ def test_constructor_errors():
     for cls in (nn.BCECriterion, nn.MultiLabelSoftMarginCriterion, nn.SpatialClassNLLCriterion):
         with pytest.raises(ValueError, match='1-D'):
             cls(P(randn(2, 2)))
+
+
+# --------------------------------------------------------------------------- inside Lua's containers
+def _fixture(name):
+    path = REF / (name + '.t7')
+    if not path.exists():
+        pytest.skip('Lua nn fixtures not found at ../shared/reference/lua-nn')
+    return pynn.load(path)
+
+
+def test_criteria_inside_lua_container_fixtures():
+    """The saved sub-criteria of Lua's ParallelCriterion / MultiCriterion / ModuleCriterion
+    cases, combined by hand the way Lua's containers combine them (updateOutput's return value
+    times the weight, updateGradInput's return value added), reproduce Lua's loss and gradInput."""
+    fx = _fixture('ParallelCriterion_1')
+    c = fx['criterion']
+    x, t = fx['input'], fx['target']
+    loss = sum(w * k.updateOutput(xi, ti) for w, k, xi, ti in zip(c.weights, c.criterions, x, t))
+    rel_close(loss, fx['loss'])
+    for w, k, xi, ti, want in zip(c.weights, c.criterions, x, t, fx['gradInput']):
+        close(k.updateGradInput(xi, ti).numpy() * w, want.numpy())
+
+    fx = _fixture('MultiCriterion_1')
+    c = fx['criterion']
+    ws = [c.weights[i] for i in range(1, 3)] if hasattr(c.weights, 'size') else list(c.weights)
+    x, t = fx['input'], fx['target']
+    loss = sum(w * k.updateOutput(x, t) for w, k in zip(ws, c.criterions))
+    rel_close(loss, fx['loss'])
+    g = sum(w * k.updateGradInput(x, t).numpy() for w, k in zip(ws, c.criterions))
+    close(g, fx['gradInput'].numpy())
+
+    fx = _fixture('ModuleCriterion_1')
+    c = fx['criterion']
+    x, t = fx['input'], fx['target']
+    xi = c.inputModule.forward(x)
+    ti = c.targetModule.forward(t)
+    rel_close(c.criterion.forward(xi, ti), fx['loss'])
+    close(c.inputModule.backward(x, c.criterion.backward(xi, ti)), fx['gradInput'].numpy())
