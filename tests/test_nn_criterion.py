@@ -469,6 +469,9 @@ def test_multilabel_margin_vs_torch(n, c, seed):
     crit.sizeAverage = False
     lua_case(crit, P(xa), P(tg), lambda x: fn(x) * n, xa)
     lua_case(crit, P(xa[0]), P(tg[0]), lambda x: F.multilabel_margin_loss(x, tt(tg[0] - 1)), xa[0])
+    small = nn.MultiLabelMarginCriterion()
+    small.BLOCK = 1  # one sample per block: the blocked path gives the same
+    lua_case(small, P(xa), P(tg), fn, xa)
 
 
 @HSET

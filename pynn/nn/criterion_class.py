@@ -118,22 +118,39 @@ class MultiLabelMarginCriterion(Criterion):
             return None
         return v.reshape(-1, dim) - 1
 
-    def _parts(self, input, tg, is_target):
-        """valid (F, D): target slots before the first 0; onehot (F, D, D); hinge mask (F, D, D)."""
+    BLOCK = 1 << 22  # elements of the (samples x D x D) hinge table computed at once
+
+    def _scan(self, input, tg, is_target):
+        """The hinge table over blocks of samples (its size is samples x D x D): returns the
+        loss sum, per target slot the number of active hinges (F x D), per class the number
+        of hinges it is the non-target of (F x D), the one-hot of the valid target slots
+        (F x D x D, only when counts are wanted) and isTarget (F x D)."""
         x = input.numpy()
         xp = xpof(x)
         dim = x.shape[-1]
         x = x.reshape(-1, dim)
         tg = xp.asarray(tg)
-        valid = xp.cumprod(tg >= 0, axis=1).astype(bool)
+        valid = xp.cumprod(tg >= 0, axis=1).astype(bool)   # slots before the first 0
         safe = xp.where(valid, tg, 0)
-        onehot = (safe[:, :, None] == xp.arange(dim)[None, None, :]) & valid[:, :, None]
+        classes = xp.arange(dim)
         if is_target is None:
+            onehot = (safe[:, :, None] == classes) & valid[:, :, None]
             is_target = onehot.any(axis=1)
-        xt = xp.take_along_axis(x, safe, 1)
-        z = 1 - xt[:, :, None] + x[:, None, :]
-        on = valid[:, :, None] & ~is_target[:, None, :] & (z > 0)
-        return x, z, on, onehot, is_target, xp
+        nframe = x.shape[0]
+        step = max(1, self.BLOCK // max(1, dim * dim))
+        total = 0.0
+        per_target = xp.zeros((nframe, dim), dtype=x.dtype)
+        per_class = xp.zeros((nframe, dim), dtype=x.dtype)
+        for lo in range(0, nframe, step):  # one block for all but very many classes
+            hi = min(nframe, lo + step)
+            xb = x[lo:hi]
+            xt = xp.take_along_axis(xb, safe[lo:hi], 1)
+            z = 1 - xt[:, :, None] + xb[:, None, :]
+            on = valid[lo:hi, :, None] & ~is_target[lo:hi, None, :] & (z > 0)
+            total += float(xp.where(on, z, 0).sum())
+            per_target[lo:hi] = on.sum(2)
+            per_class[lo:hi] = on.sum(1)
+        return total, per_target, per_class, valid, safe, is_target, xp
 
     def updateOutput(self, input, target):
         tg = self._check(input, target)
@@ -142,12 +159,12 @@ class MultiLabelMarginCriterion(Criterion):
         self.isTarget.resize(*target.size())
         if input.is_meta() or tg is None or self.isTarget.is_meta():
             return set_output(self, input, None)
-        x, z, on, onehot, is_t, xp = self._parts(input, tg, None)
+        s, _, _, _, _, is_t, xp = self._scan(input, tg, None)
         self.isTarget.numpy()[...] = is_t.reshape(self.isTarget.size())
-        s = float(xp.where(on, z, 0).sum())
-        s /= x.shape[1]
+        nframe, dim = is_t.shape
+        s /= dim
         if self.sizeAverage:
-            s /= x.shape[0]
+            s /= nframe
         return set_output(self, input, s)
 
     def updateGradInput(self, input, target):
@@ -163,15 +180,18 @@ class MultiLabelMarginCriterion(Criterion):
         if ita.size and (bool((ita < 0).any()) or bool((ita > 1).any())):
             error(self, 'isTarget out of range')
         dim = input.size(input.dim())
-        x, z, on, onehot, is_t, xp = self._parts(input, tg, ita.reshape(-1, dim) != 0)
-        nframe = x.shape[0]
+        _, per_target, per_class, valid, safe, _, xp = self._scan(input, tg, ita.reshape(-1, dim) != 0)
+        nframe = per_class.shape[0]
         g = 1. / (nframe * dim) if self.sizeAverage else 1. / dim
-        per_target = on.sum(2).astype(x.dtype)            # (F, Dj): hinges of target slot j
-        per_class = on.sum(1).astype(x.dtype)             # (F, Dd): hinges against class d
-        down = xp.matmul(per_target[:, None, :], onehot.astype(x.dtype))[:, 0, :]
         ga = self.gradInput.numpy().reshape(nframe, dim)
-        xp.subtract(per_class, down, out=ga)
-        ga *= x.dtype.type(g)
+        ga[...] = per_class
+        # each valid target slot j takes away its hinge count from its class (repeats add up)
+        rows = xp.broadcast_to(xp.arange(nframe)[:, None], safe.shape)
+        down = xp.zeros_like(per_class).reshape(-1)
+        flat = (rows * dim + safe)[valid]
+        down += xp.bincount(flat, weights=per_target[valid], minlength=nframe * dim).astype(down.dtype)
+        ga -= down.reshape(nframe, dim)
+        ga *= ga.dtype.type(g)
         return self.gradInput
 
 

@@ -291,7 +291,7 @@ class MarginRankingCriterion(Criterion):
         xp.negative(d, out=d)
         d *= ya
         d += d.dtype.type(self.margin)
-        xp.greater_equal(d, 0, out=m, casting='unsafe')
+        m[...] = d >= 0
         ga, gb = g1.numpy(), g2.numpy()
         ga[...] = -m
         ga *= ya

@@ -359,7 +359,7 @@ class MultiLabelSoftMarginCriterion(Criterion):
         t = target.numpy().reshape(-1)
         xp = xpof(xa)
         b1, b2 = self._buffer1.numpy(), self._buffer2.numpy()
-        xp.greater_equal(xa, 0, out=b1, casting='unsafe')
+        b1[...] = xa >= 0
         xp.multiply(xa, b1, out=b2)
         b2 *= -2
         b2 += xa
