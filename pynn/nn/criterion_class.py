@@ -1,10 +1,9 @@
 """Class-index criteria besides ClassNLL: MultiMarginCriterion, MultiLabelMarginCriterion,
 SpatialClassNLLCriterion (Lua nn + THNN semantics, 1-based class indices; see criterion_base)."""
-import numpy as np
 
 from ..tensor import Tensor, zeros, ones
 from .module import Criterion
-from .criterion_base import (fail, error, sizestr, is_number, is_float_tensor, check_input, xpof,
+from .criterion_base import (fail, error, sizestr, is_number, check_input, xpof,
                              set_output, class_values, number_class, long_on)
 
 

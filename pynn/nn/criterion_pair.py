@@ -1,7 +1,6 @@
 """Criteria on a pair of inputs {x1, x2} (Lua tables: Python lists): CosineEmbeddingCriterion,
 L1HingeEmbeddingCriterion, MarginRankingCriterion, DistanceRatioCriterion (Lua nn semantics,
 buffers and fields as Lua's; see criterion_base for the conventions)."""
-import numpy as np
 
 from ..tensor import Tensor, generator
 from .module import Criterion
