@@ -906,3 +906,30 @@ def test_criteria_inside_lua_container_fixtures():
     ti = c.targetModule.forward(t)
     rel_close(c.criterion.forward(xi, ti), fx['loss'])
     close(c.inputModule.backward(x, c.criterion.backward(xi, ti)), fx['gradInput'].numpy())
+
+
+def _cuda(a):
+    if isinstance(a, list):
+        return [_cuda(v) for v in a]
+    if isinstance(a, pynn.Tensor):
+        return a.type('torch.CudaLongTensor' if a.type() == 'torch.LongTensor' else 'torch.CudaDoubleTensor')
+    return a
+
+
+@pytest.mark.skipif(not pynn.backend.HAS_CUDA, reason='no CUDA device (CuPy) on this machine')
+@pytest.mark.parametrize('k', range(len(INSTANCES)), ids=[type(c).__name__ for c, _, _ in INSTANCES])
+def test_cuda_matches_cpu(k):
+    crit, xa, ta = INSTANCES[k]
+    x, t = _wrap(xa, np.float64), _wrap(ta, np.float64)
+    if isinstance(crit, nn.SpatialAutoCropMSECriterion):
+        t = P(ta[:, 1:3, 1:4].copy())
+    cpu = crit.clone()
+    out = cpu.forward(x, t)
+    g = cpu.backward(x, t)
+    gpu = crit.clone().type('torch.CudaDoubleTensor')
+    out_c = gpu.forward(_cuda(x), _cuda(t))
+    g_c = gpu.backward(_cuda(x), _cuda(t))
+    assert isinstance(out_c, float) and abs(out_c - out) <= 1e-10 * max(1, abs(out))
+    for a, b in zip(g_c if isinstance(g_c, list) else [g_c], g if isinstance(g, list) else [g]):
+        assert a.type() == 'torch.CudaDoubleTensor'
+        np.testing.assert_allclose(a.numpy().get(), b.numpy(), rtol=1e-10, atol=1e-12)
