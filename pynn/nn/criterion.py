@@ -1,7 +1,15 @@
-"""Criteria: ClassNLLCriterion, CrossEntropyCriterion, MSECriterion (Lua nn 2017 semantics).
+"""Criteria (Lua nn 2017 semantics): every criterion of the final Lua nn is exported from here.
+
+ClassNLLCriterion and CrossEntropyCriterion live in this file; the others in
+criterion_pointwise (MSE, Abs, SmoothL1, BCE, DistKLDiv, Margin, SoftMargin, L1Cost,
+HingeEmbedding, MultiLabelSoftMargin, WeightedMSE, SpatialAutoCropMSE, ClassSimplex),
+criterion_pair (CosineEmbedding, L1HingeEmbedding, MarginRanking, DistanceRatio) and
+criterion_class (MultiMargin, MultiLabelMargin, SpatialClassNLL).
 
 forward(input, target) returns a Python float (Lua returns a number); backward returns
-the gradInput tensor. Class targets are 1-based, given as a number or a tensor.
+the gradInput tensor. Class targets are 1-based, given as a number or a tensor. Bad input
+raises a ValueError naming the criterion, expected versus given, before any field changes.
+Meta tensors: sizes only; forward returns 0.0 (see criterion_base).
 """
 import numbers
 
@@ -10,6 +18,16 @@ import numpy as np
 from .. import backend
 from ..tensor import Tensor, zeros, ones
 from .module import Criterion, Module, describe
+from .criterion_base import class_values, number_class
+from .criterion_pointwise import (MSECriterion, AbsCriterion, SmoothL1Criterion, BCECriterion,  # noqa: F401
+                                  DistKLDivCriterion, MarginCriterion, SoftMarginCriterion, L1Cost,
+                                  HingeEmbeddingCriterion, MultiLabelSoftMarginCriterion,
+                                  WeightedMSECriterion, SpatialAutoCropMSECriterion,
+                                  ClassSimplexCriterion)
+from .criterion_pair import (CosineEmbeddingCriterion, L1HingeEmbeddingCriterion,  # noqa: F401
+                             MarginRankingCriterion, DistanceRatioCriterion)
+from .criterion_class import (MultiMarginCriterion, MultiLabelMarginCriterion,  # noqa: F401
+                              SpatialClassNLLCriterion)
 
 
 def _fail(crit, expected, got):
@@ -64,7 +82,7 @@ class ClassNLLCriterion(Criterion):
             if input.dim() != 1:
                 _fail(self, 'a target tensor of %d classes for a %s batch'
                       % (input.size(1), 'x'.join(map(str, input.size()))), target)
-            values = np.array([int(target)], dtype=np.int64)
+            values = np.array([number_class(self, target, n_classes, self.ignoreIndex)], dtype=np.int64)
         elif isinstance(target, Tensor):
             if target.dim() > 1:
                 _fail(self, 'a 1-D target (multi-target not supported)', target)
@@ -74,16 +92,12 @@ class ClassNLLCriterion(Criterion):
                       % (need, '' if need == 1 else 's', 'x'.join(map(str, input.size()))), target)
             if target.is_meta():
                 return None
-            a = target.numpy()
+            a = class_values(self, target, n_classes, ignore=self.ignoreIndex)
             if backend.array_module(a) is not np:
                 a = a.get()
-            values = a.reshape(-1).astype(np.int64)
+            values = a.reshape(-1)
         else:
             _fail(self, 'a target number or tensor', target)
-        bad = (values != self.ignoreIndex) & ((values < 1) | (values > n_classes))
-        if bad.any():
-            v = int(values[bad][0])
-            raise ValueError('%s: target class %d out of range 1..%d' % (self.__typename__, v, n_classes))
         return values
 
     def _set_target(self, input, target):
@@ -102,6 +116,7 @@ class ClassNLLCriterion(Criterion):
         values = self._check(input, target)
         self._set_target(input, target)
         if input.is_meta() or values is None or self.output_tensor.is_meta():
+            self.output = 0.0
             return self.output
         x = input.numpy()
         xp = backend.array_module(x)
@@ -254,49 +269,4 @@ class CrossEntropyCriterion(Criterion):
             self.gradInput = self.lsm.gradInput.new()
         self.gradInput.set(self.lsm.gradInput.view(*size))
         self.oldSizeAverage = self.sizeAverage
-        return self.gradInput
-
-
-class MSECriterion(Criterion):
-    """Mean (sizeAverage) or sum of squared differences; target needs the input's element count."""
-
-    def __init__(self, sizeAverage=None):
-        super().__init__()
-        self.sizeAverage = True if sizeAverage is None else sizeAverage
-
-    def _check(self, input, target):
-        if not isinstance(input, Tensor):
-            _fail(self, 'an input tensor', input)
-        if input.type() != self.gradInput.type():
-            _fail(self, 'a %s input (convert the criterion with :type())' % self.gradInput.type(), input)
-        if not isinstance(target, Tensor) or target.nElement() != input.nElement():
-            _fail(self, 'a target tensor of %d elements (input %s)'
-                  % (input.nElement(), 'x'.join(map(str, input.size()))), target)
-
-    def updateOutput(self, input, target):
-        self._check(input, target)
-        if self.__dict__.get('output_tensor') is None:
-            self.output_tensor = input.new(1)
-        if input.is_meta():
-            return self.output
-        x = input.numpy()
-        xp = backend.array_module(x)
-        d = x - target.numpy().reshape(x.shape)
-        s = float(xp.vdot(d.reshape(-1), d.reshape(-1))) if d.size else 0.0
-        if self.sizeAverage and input.nElement():
-            s /= input.nElement()
-        self.output_tensor[1] = s
-        self.output = float(self.output_tensor[1])
-        return self.output
-
-    def updateGradInput(self, input, target):
-        self._check(input, target)
-        norm = 2.0 / input.nElement() if self.sizeAverage and input.nElement() else 2.0
-        self.gradInput.resizeAs(input)
-        if self.gradInput.is_meta():
-            return self.gradInput
-        g = self.gradInput.numpy()
-        xp = backend.array_module(g)
-        xp.subtract(input.numpy(), target.numpy().reshape(g.shape), out=g)
-        g *= norm
         return self.gradInput
