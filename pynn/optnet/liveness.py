@@ -128,6 +128,20 @@ NEEDS.update({
 
 # table
 NEEDS.update({
+    'nn.CDivTable': ({IN, GO}, NONE),
+    'nn.CMaxTable': ({GO}, NONE),              # reads its own maxIdx
+    'nn.CMinTable': ({GO}, NONE),              # reads its own minIdx
+    'nn.CAddTensorTable': ({GO}, NONE),
+    'nn.SplitTable': ({GO}, NONE),
+    'nn.MixtureTable': ({IN, GO}, NONE),       # gater (through _gaterView) and experts
+    'nn.ZipTable': ({GO}, NONE),
+    'nn.ZipTableOneToMany': ({GO}, NONE),
+    'nn.CosineDistance': ({IN, GO}, NONE),     # and its own w1, w22, w32, w
+    'nn.DotProduct': ({IN, GO}, NONE),
+    'nn.Index': ({IN, GO}, NONE),              # the index (input[2])
+    'nn.MaskedSelect': ({IN, GO}, NONE),       # the mask (input[2])
+    'nn.MM': ({IN, GO}, NONE),
+    'nn.MV': ({IN, GO}, NONE),
 })
 
 
