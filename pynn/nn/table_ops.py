@@ -11,6 +11,7 @@ from ..storage import Storage
 from ..tensor import Tensor
 from .module import Module, clear
 from .table import _is_table, _set, _fmt, _tensor_table, _recursive_resize_as
+from .shape_ops import index_add
 
 
 def _xp(a):
@@ -40,15 +41,6 @@ def _numel(size):
     for s in size:
         n *= int(s)
     return n if size else 0
-
-
-def index_add(xp, target, index, src):
-    """target[index] += src with repeated indices accumulated (numpy's add.at; cupyx on GPU)."""
-    if hasattr(xp.add, 'at'):
-        xp.add.at(target, index, src)
-    else:  # pragma: no cover - older CuPy
-        import cupyx
-        cupyx.scatter_add(target, index, src)
 
 
 class CDivTable(Module):

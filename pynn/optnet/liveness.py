@@ -147,6 +147,20 @@ NEEDS.update({
 
 # shape
 NEEDS.update({
+    'nn.Contiguous': ({GO}, NONE),
+    'nn.Squeeze': ({GO}, NONE),
+    'nn.Unsqueeze': ({GO}, NONE),
+    'nn.Replicate': ({GO}, NONE),
+    'nn.Transpose': ({GO}, NONE),
+    'nn.Padding': ({GO}, NONE),
+    'nn.Collapse': ({GO}, NONE),
+    'nn.Convert': ({GO}, NONE),                # its converters (Transpose, Reshape, Select, Identity)
+    'nn.SpatialReflectionPadding': ({GO}, NONE),
+    'nn.SpatialReplicationPadding': ({GO}, NONE),
+    'nn.SpatialUpSamplingNearest': ({GO}, NONE),
+    'nn.SpatialUpSamplingBilinear': ({GO}, NONE),
+    'nn.UpSampling': ({GO}, NONE),
+    'nn.PixelShuffle': ({GO}, NONE),
 })
 
 
