@@ -1,15 +1,13 @@
 """Shape family, second part: Contiguous, Squeeze, Unsqueeze, Replicate, Transpose, Padding,
 Collapse, Convert. Imported by shape.py (nn exports them from there). Dims are 1-based as in
 Lua; outputs that Lua makes views of the input are views here too (same storage)."""
-import numbers
-
 import numpy as np
 
 from ..storage import Storage
 from ..tensor import Tensor
 from .module import Module
 from .container import Container, Sequential
-from .shape import Identity, Reshape, Select, _fmt, _prod
+from .shape import Identity, Reshape, Select, _fmt
 
 
 def _is_tensor(x):

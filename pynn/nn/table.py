@@ -1,5 +1,5 @@
 """Table family: JoinTable, SelectTable, NarrowTable, FlattenTable, CAddTable, CMulTable,
-CSubTable; the rest of the family (CDivTable, CMaxTable, ..., MM, MV) is in table_ops.py and
+CSubTable; the rest of the family (CDivTable, CMaxTable, ...) is in table_ops.py and table_math.py,
 imported at the end of this file. Lua tables with keys 1..n are Python lists (indices here stay 1-based)."""
 import numbers
 
@@ -507,5 +507,5 @@ class CSubTable(Module):
 
 # The rest of the family (imported here so that nn exports it from this module).
 from .table_ops import (CDivTable, CMaxTable, CMinTable, CAddTensorTable, SplitTable,  # noqa: E402,F401
-                        MixtureTable, ZipTable, ZipTableOneToMany, CosineDistance, DotProduct,
-                        Index, MaskedSelect, MM, MV)
+                        MixtureTable, ZipTable, ZipTableOneToMany, Index, MaskedSelect)
+from .table_math import CosineDistance, DotProduct, MM, MV  # noqa: E402,F401
