@@ -253,19 +253,29 @@ class SplitTable(Module):
 
     def updateOutput(self, input):
         d = self._getPositiveDimension(input)
-        self.output = [input.select(d, i) for i in range(1, input.size(d) + 1)]
+        if input.dim() == 1:  # Lua's select on a vector gives numbers
+            self.output = [] if input.is_meta() else [float(v) for v in input.numpy().tolist()]
+        else:
+            self.output = [input.select(d, i) for i in range(1, input.size(d) + 1)]
         return self.output
 
     def updateGradInput(self, input, gradOutput):
         d = self._getPositiveDimension(input)
         n = input.size(d)
         k = input.nElement() // n if n else 0
-        if not _is_table(gradOutput) or len(gradOutput) < n or \
-                not all(isinstance(g, Tensor) and g.nElement() == k for g in gradOutput[:n]):
-            self._fail('gradOutput as a table of %d tensors of %d elements' % (n, k), gradOutput)
+        ok = lambda g: (isinstance(g, Tensor) and g.nElement() == k) or \
+            (input.dim() == 1 and isinstance(g, numbers.Real))  # noqa: E731
+        if not _is_table(gradOutput) or len(gradOutput) < n or not all(ok(g) for g in gradOutput[:n]):
+            self._fail('gradOutput as a table of %d %s' % (n, 'numbers' if input.dim() == 1 else
+                                                          'tensors of %d elements' % k), gradOutput)
         if self.gradInput is not None:
             self.gradInput.resizeAs(input)
             if self.gradInput.is_meta():
+                return self.gradInput
+            if input.dim() == 1:
+                g = self.gradInput.numpy()
+                for i, v in enumerate(gradOutput[:n]):
+                    g[i] = v if isinstance(v, numbers.Real) else v.numpy().reshape(-1)[0]
                 return self.gradInput
             for i in range(1, n + 1):
                 self.gradInput.select(d, i).copy(gradOutput[i - 1])
