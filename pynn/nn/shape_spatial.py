@@ -66,7 +66,10 @@ class _SpatialPadding(Module):
             return self.output
         out = self.output.numpy()
         xp = _xp(out)
-        out[...] = input.numpy()[..., xp.asarray(iy)[:, None], xp.asarray(ix)[None, :]]
+        h, w = input.size(-2), input.size(-1)
+        flat = xp.asarray((iy[:, None] * w + ix[None, :]).reshape(-1))
+        src = input.numpy().reshape(-1, h * w)  # a view when the input is contiguous
+        xp.take(src, flat, axis=1, out=out.reshape(src.shape[0], -1))
         return self.output
 
     def updateGradInput(self, input, gradOutput):

@@ -128,7 +128,7 @@ class _CExtremumTable(Module):
                 continue
             out, x = self.output.numpy(), input[i - 1].numpy()
             m = self.mask.numpy()
-            m[...] = getattr(_xp(out), self._strict)(x, out)
+            getattr(_xp(out), self._strict)(x, out, out=m)
             mb.copy(self.mask)
             sel = mb.numpy().astype(bool)
             idx.numpy()[sel] = i
