@@ -486,3 +486,369 @@ def test_no_hidden_temporaries():
         tracemalloc.stop()
         own = m.output.storage().nbytes() + m.gradInput.storage().nbytes()
         assert peak <= 0.1 * own + 4096, (m, peak, own)
+
+
+# =========================================================================== the rest of the family
+# Contiguous Squeeze Unsqueeze Replicate Transpose Padding Collapse Convert
+# SpatialReflectionPadding SpatialReplicationPadding SpatialUpSamplingNearest
+# SpatialUpSamplingBilinear UpSampling PixelShuffle: PyTorch on random shapes (hypothesis),
+# THNN's bilinear kernel (float32 weights) transcribed as loops, finite differences, views,
+# float32, meta, bad inputs, printing.
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+HYP = settings(max_examples=15, deadline=None)
+small = st.integers(1, 4)
+
+
+def vs_torch(m, a, fn, tol=TOL):
+    """forward and backward of m on array a against fn with torch autograd."""
+    x = P(a)
+    y = m.forward(x)
+    t = torch.from_numpy(a.copy()).requires_grad_()
+    yt = fn(t)
+    close(y, yt, tol)
+    go = randn(*yt.shape)
+    gi = m.backward(x, P(go))
+    yt.backward(torch.from_numpy(go))
+    close(gi, t.grad, tol)
+    return x, y, gi
+
+
+def test_contiguous_shares_or_copies():
+    m = nn.Contiguous()
+    x = P(randn(3, 4))
+    assert m.forward(x).isSetTo(x)
+    xt = x.transpose(1, 2)
+    y = m.forward(xt)
+    assert y.isContiguous() and y.storage() is not x.storage()
+    close(y, x.numpy().T)
+    g = P(randn(3, 4)).transpose(1, 2)
+    gi = m.backward(xt, g)
+    assert gi.isContiguous()
+    close(gi, g.numpy())
+
+
+@HYP
+@given(st.lists(st.integers(1, 3), min_size=1, max_size=4), st.data())
+def test_squeeze_unsqueeze_vs_torch(shape, data):
+    a = randn(*shape)
+    x, y, _ = vs_torch(nn.Squeeze(), a, lambda t: t.squeeze() if t.numel() > 1 else t.reshape(1))
+    assert y.storage() is x.storage()
+    d = data.draw(st.integers(1, len(shape)))
+    vs_torch(nn.Squeeze(d), a, lambda t: t.squeeze(d - 1) if len(shape) > 1 else t)
+    p = data.draw(st.integers(1, len(shape) + 1))
+    x, y, _ = vs_torch(nn.Unsqueeze(p), a, lambda t: t.unsqueeze(p - 1))
+    assert y.storage() is x.storage()
+
+
+def test_squeeze_unsqueeze_batch_rules():
+    # numInputDims: a batch of one keeps its batch dim; dim shifts by one in batch mode
+    assert nn.Squeeze(None, 2).forward(P(randn(1, 1, 3))).size() == (1, 3)
+    assert nn.Squeeze(1, 2).forward(P(randn(4, 1, 3))).size() == (4, 3)
+    assert nn.Squeeze(1, 2).forward(P(randn(1, 3))).size() == (3,)
+    m = nn.Unsqueeze(2)
+    assert m.forward(P(randn(3, 4))).size() == (3, 1, 4)
+    assert m.numInputDims == 2                       # Lua keeps the first input's dim
+    assert m.forward(P(randn(5, 3, 4))).size() == (5, 3, 1, 4)
+    assert str(m) == 'nn.Unsqueeze(dim 2)'
+    with pytest.raises(ValueError, match=r'nn\.Unsqueeze\(dim 2\): expected a tensor with at least 2'):
+        m.forward(P(randn(3)))
+    assert m.forward(P(randn(3, 4))).size() == (3, 1, 4)
+
+
+@HYP
+@given(st.lists(small, min_size=1, max_size=3), st.integers(1, 3), st.data())
+def test_replicate_vs_torch(shape, nf, data):
+    d = data.draw(st.integers(1, len(shape) + 1))
+    a = randn(*shape)
+    x, y, _ = vs_torch(nn.Replicate(nf, d), a, lambda t: t.unsqueeze(d - 1).expand(
+        *(shape[:d - 1] + [nf] + shape[d - 1:])))
+    assert y.storage() is x.storage() and y.stride(d) == 0
+
+
+def test_replicate_ndim_batch():
+    y = nn.Replicate(3, 1, 1).forward(P(randn(2, 4)))      # input has more than ndim dims
+    assert y.size() == (2, 3, 4)
+
+
+@HYP
+@given(st.lists(small, min_size=2, max_size=4), st.data())
+def test_transpose_vs_torch(shape, data):
+    n = len(shape)
+    perms = data.draw(st.lists(st.tuples(st.integers(1, n), st.integers(1, n)), min_size=1, max_size=3))
+
+    def fn(t):
+        for a, b in perms:
+            t = t.transpose(a - 1, b - 1)
+        return t
+    x, y, _ = vs_torch(nn.Transpose(*[list(p) for p in perms]), randn(*shape), fn)
+    assert y.isContiguous()
+
+
+def test_transpose_num_input_dims():
+    m = nn.Transpose([1, 2]).setNumInputDims(2)
+    assert m.forward(P(randn(5, 3, 4))).size() == (5, 4, 3)
+    assert m.forward(P(randn(3, 4))).size() == (4, 3)
+
+
+@HYP
+@given(st.lists(small, min_size=1, max_size=3), st.data())
+def test_padding_vs_torch(shape, data):
+    n = len(shape)
+    d = data.draw(st.integers(1, n))
+    pad = data.draw(st.integers(-3, 3).filter(bool))
+    value = data.draw(st.sampled_from([0, 0.5, -2.0]))
+    size = shape[d - 1]
+    index = data.draw(st.integers(1, size + 1))
+    # Lua: pad > 0 puts the padding `index - 1` entries from the end; pad < 0, index - 1 from the start
+    cut = size - (index - 1) if pad > 0 else index - 1
+
+    def fn(t):
+        a, b = t.narrow(d - 1, 0, cut), t.narrow(d - 1, cut, size - cut)
+        fill = torch.full(shape[:d - 1] + [abs(pad)] + shape[d:], float(value), dtype=t.dtype)
+        return torch.cat([a, fill, b], d - 1)
+    vs_torch(nn.Padding(d, pad, None, value, index), randn(*shape), fn)
+
+
+def test_padding_ninputdim_and_fields():
+    m = nn.Padding(1, -2, 1, 0.5)
+    y = m.forward(P(randn(3, 4)))                       # 2D input, nInputDim 1: dim 2
+    assert y.size() == (3, 6) and m.outputSize.tolist() == [3, 6]
+    close(y.narrow(2, 1, 2), np.full((3, 2), 0.5))
+    assert m.forward(P(randn(4))).size() == (6,)
+
+
+def test_collapse_and_views():
+    m = nn.Collapse(2)
+    x = P(randn(3, 2, 4))
+    y = m.forward(x)
+    assert y.size() == (3, 8) and y.storage() is x.storage()
+    assert m.forward(P(randn(2, 4))).size() == (8,)
+    xt = P(randn(4, 2, 3)).transpose(1, 3)
+    close(m.forward(xt), xt.numpy().reshape(3, 8))
+    gi = m.backward(xt, P(randn(3, 8)))
+    assert gi.size() == (3, 2, 4)
+
+
+@pytest.mark.parametrize('ins,outs,shape,fn', [
+    ('bchw', 'bf', (2, 3, 2, 2), lambda t: t.reshape(2, -1)),
+    ('chw', 'f', (3, 2, 2), lambda t: t.reshape(-1)),
+    ('bchw', 'bhwc', (2, 3, 2, 4), lambda t: t.permute(0, 2, 3, 1)),
+    ('chw', 'hwc', (3, 2, 4), lambda t: t.permute(1, 2, 0)),
+    ('hwcb', 'bchw', (2, 4, 3, 5), lambda t: t.permute(3, 2, 0, 1)),
+    ('fb', 'bf', (3, 5), lambda t: t.t()),
+    ('bf', 'b', (4, 1), lambda t: t[:, 0]),
+    ('b', 'bt', (4,), lambda t: t.reshape(4, 1)),
+    (None, None, (2, 3), lambda t: t),
+])
+def test_convert_vs_torch(ins, outs, shape, fn):
+    m = nn.Convert(ins, outs)
+    vs_torch(m, randn(*shape), fn)
+    assert m.modules[0] is m.converter and str(m) == 'nn.Convert'
+
+
+def test_convert_type_and_errors():
+    m = nn.Convert('bchw', 'bf')
+    x32 = P(randn(2, 3, 2, 2).astype(np.float32))
+    y = m.forward(x32)                                # another type is copied to the module's
+    assert y.type() == 'torch.DoubleTensor'
+    gi = m.backward(x32, P(randn(2, 12)))
+    assert gi.type() == 'torch.DoubleTensor' and gi.size() == (2, 3, 2, 2)
+    with pytest.raises(ValueError, match=r'nn\.Convert: expected a 4D \(bchw\) or 3D tensor'):
+        nn.Convert('bchw', 'bf').forward(P(randn(2, 3)))
+    with pytest.raises(ValueError):
+        nn.Convert(None, 'bf')
+    with pytest.raises(ValueError, match='Unrecognized conversion'):
+        nn.Convert('bchw', 'bhc').forward(P(randn(2, 3, 2, 2)))
+
+
+# --------------------------------------------------------------------------- spatial
+pads = st.integers(0, 2)
+
+
+@HYP
+@given(st.integers(1, 2), st.integers(1, 3), st.integers(3, 5), st.integers(3, 5),
+       pads, pads, pads, pads, st.booleans(), st.booleans())
+def test_spatial_reflection_replication_vs_torch(b, c, h, w, l, r, t, bo, batch, reflect):
+    shape = (b, c, h, w) if batch else (c, h, w)
+    m = (nn.SpatialReflectionPadding if reflect else nn.SpatialReplicationPadding)(l, r, t, bo)
+    mode = 'reflect' if reflect else 'replicate'
+    vs_torch(m, randn(*shape), lambda x: F.pad(x, (l, r, t, bo), mode=mode))
+
+
+def test_spatial_padding_negative_crops_and_printing():
+    a = randn(2, 5, 6)
+    for cls in (nn.SpatialReflectionPadding, nn.SpatialReplicationPadding):
+        m = cls(-1, 2, 1, -2)
+        y = m.forward(P(a))
+        want = F.pad(torch.from_numpy(a[:, :, 1:]), (0, 2, 1, 0),
+                     mode='reflect' if cls is nn.SpatialReflectionPadding else 'replicate')[:, :4]
+        close(y, want)
+        jacobian_check(m, P(randn(1, 3, 4)))
+    assert str(nn.SpatialReflectionPadding(1, 1, 2, 0)) == 'nn.SpatialReflectionPadding(l=1, r=1, t=2, b=0)'
+    assert str(nn.SpatialReplicationPadding(3)) == 'nn.SpatialReplicationPadding(l=3, r=3, t=3, b=3)'
+
+
+def thnn_bilinear(x, oh, ow):
+    """SpatialUpSamplingBilinear_updateOutput transcribed (loops, float32 positions)."""
+    c, ih, iw = x.shape
+    out = np.zeros((c, oh, ow))
+    f32 = np.float32
+    rh = f32(ih - 1) / f32(oh - 1) if oh > 1 else f32(0)
+    rw = f32(iw - 1) / f32(ow - 1) if ow > 1 else f32(0)
+    for h2 in range(oh):
+        h1r = f32(rh * f32(h2))
+        h1 = int(h1r)
+        h1p = 1 if h1 < ih - 1 else 0
+        l1 = float(h1r - f32(h1))
+        l0 = 1.0 - l1
+        for w2 in range(ow):
+            w1r = f32(rw * f32(w2))
+            w1 = int(w1r)
+            w1p = 1 if w1 < iw - 1 else 0
+            m1 = float(w1r - f32(w1))
+            m0 = 1.0 - m1
+            out[:, h2, w2] = l0 * (m0 * x[:, h1, w1] + m1 * x[:, h1, w1 + w1p]) + \
+                l1 * (m0 * x[:, h1 + h1p, w1] + m1 * x[:, h1 + h1p, w1 + w1p])
+    return out
+
+
+@HYP
+@given(st.integers(1, 2), st.integers(1, 4), st.integers(1, 4), st.integers(1, 3))
+def test_bilinear_vs_thnn_kernel_and_torch(c, h, w, s):
+    a = randn(c, h, w)
+    m = nn.SpatialUpSamplingBilinear(s)
+    close(m.forward(P(a)), thnn_bilinear(a, h * s, w * s), 1e-12)
+    # PyTorch computes the positions in double, THNN in float32: equal to about 1e-7
+    vs_torch(nn.SpatialUpSamplingBilinear(s), a[None], lambda t: F.interpolate(
+        t, scale_factor=s, mode='bilinear', align_corners=True), tol=1e-6)
+
+
+def test_bilinear_sizes_table_3d_and_jacobian():
+    m = nn.SpatialUpSamplingBilinear({'oheight': 5, 'owidth': 7})
+    a = randn(2, 3, 4)
+    y = m.forward(P(a))
+    assert y.size() == (2, 5, 7) and str(m) == 'nn.SpatialUpSamplingBilinear(5, 7)'
+    close(y, thnn_bilinear(a, 5, 7), 1e-12)
+    jacobian_check(m, P(randn(1, 3, 4)))
+    assert m.forward(P(randn(1, 2, 3, 4))).size() == (1, 2, 5, 7)
+
+
+@HYP
+@given(st.integers(1, 2), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.integers(2, 3),
+       st.booleans())
+def test_nearest_vs_torch(b, c, h, w, s, batch):
+    shape = (b, c, h, w) if batch else (c, h, w)
+    fn = lambda t: F.interpolate(t if batch else t[None], scale_factor=s, mode='nearest')[  # noqa: E731
+        slice(None) if batch else 0]
+    vs_torch(nn.SpatialUpSamplingNearest(s), randn(*shape), fn)
+    if batch:
+        vs_torch(nn.UpSampling(s), randn(*shape), fn)
+
+
+@HYP
+@given(st.integers(1, 2), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(2, 3))
+def test_upsampling_volumetric_vs_torch(c, d, h, w, s):
+    a = randn(1, c, d, h, w)
+    vs_torch(nn.UpSampling(s), a, lambda t: F.interpolate(t, scale_factor=s, mode='nearest'))
+    vs_torch(nn.UpSampling(s, 'trilinear'), a, lambda t: F.interpolate(
+        t, scale_factor=s, mode='trilinear', align_corners=True), tol=1e-6)
+    m = nn.UpSampling({'odepth': 2, 'oheight': 3, 'owidth': 5}, 'linear')
+    vs_torch(m, a, lambda t: F.interpolate(t, size=(2, 3, 5), mode='trilinear', align_corners=True),
+             tol=1e-6)
+
+
+def test_upsampling_linear_4d_matches_bilinear_and_printing():
+    a = randn(1, 2, 3, 4)
+    close(nn.UpSampling(3, 'bilinear').forward(P(a)), nn.SpatialUpSamplingBilinear(3).forward(P(a)), 0)
+    assert str(nn.UpSampling(2)) == 'nn.UpSampling(2x, nearest)'
+    assert str(nn.UpSampling({'oheight': 3, 'owidth': 4}, 'linear')) == 'nn.UpSampling(3x4, linear)'
+    with pytest.raises(ValueError):
+        nn.UpSampling({'oheight': 3, 'owidth': 4})
+    with pytest.raises(ValueError):
+        nn.UpSampling(1.5)
+
+
+@HYP
+@given(st.integers(1, 2), st.integers(1, 2), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3),
+       st.booleans())
+def test_pixel_shuffle_vs_torch(b, c, h, w, r, batch):
+    shape = (b, c * r * r, h, w) if batch else (c * r * r, h, w)
+    m = nn.PixelShuffle(r)
+    x, y, gi = vs_torch(m, randn(*shape), lambda t: F.pixel_shuffle(t, r))
+    assert y.storage() is m._shuffleOut.storage() and gi.storage() is m._shuffleIn.storage()
+
+
+SPATIAL = [
+    (lambda: nn.SpatialReflectionPadding(1, 2, 0, 1), (2, 3, 4, 4)),
+    (lambda: nn.SpatialReplicationPadding(1, 0, 2, 1), (3, 4, 4)),
+    (lambda: nn.SpatialUpSamplingNearest(2), (2, 3, 3, 3)),
+    (lambda: nn.SpatialUpSamplingBilinear(2), (2, 3, 3)),
+    (lambda: nn.UpSampling(2, 'linear'), (1, 2, 2, 3, 3)),
+    (lambda: nn.PixelShuffle(2), (2, 8, 3, 3)),
+    (lambda: nn.Transpose([1, 3]), (2, 3, 4)),
+    (lambda: nn.Replicate(3, 2), (2, 4)),
+    (lambda: nn.Padding(2, 3), (2, 4)),
+    (lambda: nn.Squeeze(), (2, 1, 3)),
+    (lambda: nn.Unsqueeze(2), (2, 3)),
+    (lambda: nn.Collapse(2), (3, 2, 4)),
+    (lambda: nn.Contiguous(), (2, 3)),
+    (lambda: nn.Convert('bchw', 'bf'), (2, 3, 2, 2)),
+]
+
+
+@pytest.mark.parametrize('make,shape', SPATIAL)
+def test_new_shape_float32(make, shape):
+    a = randn(*shape)
+    m64, m32 = make(), make().float()
+    y64 = m64.forward(P(a))
+    y32 = m32.forward(P(a.astype(np.float32)))
+    assert y32.type() == 'torch.FloatTensor'
+    close(y32, y64.numpy().astype(np.float32), 1e-5)
+    go = randn(*y64.size())
+    g64 = m64.backward(P(a), P(go))
+    g32 = m32.backward(P(a.astype(np.float32)), P(go.astype(np.float32)))
+    assert g32.type() == 'torch.FloatTensor'
+    close(g32, g64.numpy().astype(np.float32), 1e-4)
+
+
+@pytest.mark.parametrize('make,shape', SPATIAL)
+def test_new_shape_meta_same_sizes(make, shape):
+    real, meta = make(), make().type('torch.MetaDoubleTensor')
+    x = pynn.randn(*shape)
+    y = real.forward(x)
+    gi = real.backward(x, pynn.randn(*y.size()))
+    xm = pynn.MetaDoubleTensor(*shape)
+    ym = meta.forward(xm)
+    assert ym.is_meta() and ym.size() == y.size()
+    gm = meta.backward(xm, pynn.MetaDoubleTensor(*y.size()))
+    assert gm.size() == gi.size()
+
+
+@pytest.mark.parametrize('make,bad,good', [
+    (lambda: nn.SpatialReflectionPadding(1), (3, 3), (1, 3, 3)),
+    (lambda: nn.SpatialReflectionPadding(3), (1, 3, 3), (1, 4, 4)),   # pad must be < size
+    (lambda: nn.SpatialUpSamplingNearest(2), (3, 3), (1, 3, 3)),
+    (lambda: nn.SpatialUpSamplingBilinear(2), (3,), (1, 3, 3)),
+    (lambda: nn.UpSampling(2), (1, 3, 3), (1, 1, 3, 3)),
+    (lambda: nn.PixelShuffle(2), (3, 2, 2), (4, 2, 2)),
+    (lambda: nn.Transpose([1, 3]), (2, 2), (2, 2, 2)),
+    (lambda: nn.Replicate(2, 3), (2,), (2, 2)),
+    (lambda: nn.Padding(3, 1), (2, 2), (2, 2, 2)),
+    (lambda: nn.Squeeze(3), (2, 2), (2, 2, 1)),
+])
+def test_new_shape_bad_input_then_usable(make, bad, good):
+    m = make()
+    with pytest.raises(ValueError, match=r'^nn\.\w+.*: expected .*, got '):
+        m.forward(P(randn(*bad)))
+    y = m.forward(P(randn(*good)))
+    m.backward(P(randn(*good)), P(randn(*y.size())))
+
+
+def test_new_shape_gradoutput_checked():
+    m = nn.SpatialReplicationPadding(1)
+    x = P(randn(1, 3, 3))
+    m.forward(x)
+    with pytest.raises(ValueError, match=r'nn\.SpatialReplicationPadding.*expected gradOutput of size 1x5x5'):
+        m.backward(x, P(randn(1, 3, 3)))
+    assert m.backward(x, P(randn(1, 5, 5))).size() == (1, 3, 3)

@@ -474,19 +474,26 @@ def _clone_input(x):
 SENTINEL = 1e30  # finite: a read changes the result, a write is seen (NaN would hide both)
 
 
+def _sentinel(dtype):
+    """SENTINEL for floats, -1 for signed integers, the largest value for unsigned ones (masks)."""
+    if dtype.kind == 'f':
+        return SENTINEL
+    return int(np.iinfo(dtype).max) if dtype.kind == 'u' else -1
+
+
 def _poison(tensors, keep, out=None):
     """Fill the storages of tensors not in keep with the sentinel; collect them in out."""
     for t in tensors:
         st = t.storage()
         if st is not None and id(st) not in keep and t.nElement():
-            st.fill(SENTINEL if t.dtype.kind == 'f' else -1)
+            st.fill(_sentinel(t.dtype))
             if out is not None:
                 out[id(st)] = st
 
 
 def _untouched(poisoned, what):
     for st in poisoned.values():
-        v = SENTINEL if st.dtype.kind == 'f' else -1
+        v = _sentinel(st.dtype)
         assert (st.data == st.dtype.type(v)).all(), '%s wrote into a storage it does not declare' % what
 
 

@@ -1,4 +1,6 @@
-"""Shape family: View, Reshape, Narrow, Select, Copy, Identity, Sum, Mean, PairwiseDistance.
+"""Shape family: View, Reshape, Narrow, Select, Copy, Identity, Sum, Mean, PairwiseDistance;
+the rest (Contiguous, ..., Convert in shape_ops.py; the spatial paddings, up-samplings and
+PixelShuffle in shape_spatial.py) is imported at the end of this file.
 
 Semantics follow Lua nn (2017): 1-based dims and indices, negative dims/indices counted
 from the end, the same fields and the same lazily created buffers.
@@ -578,3 +580,11 @@ class PairwiseDistance(Module):
     def clearState(self):
         clear(self, 'diff', 'outExpand', 'grad', 'ones')
         return super().clearState()
+
+
+# The rest of the family (imported here so that nn exports it from this module).
+from .shape_ops import (Contiguous, Squeeze, Unsqueeze, Replicate, Transpose, Padding,  # noqa: E402,F401
+                        Collapse, Convert)
+from .shape_spatial import (SpatialReflectionPadding, SpatialReplicationPadding,  # noqa: E402,F401
+                            SpatialUpSamplingNearest, SpatialUpSamplingBilinear, UpSampling,
+                            PixelShuffle)

@@ -1,5 +1,6 @@
 """Table family: JoinTable, SelectTable, NarrowTable, FlattenTable, CAddTable, CMulTable,
-CSubTable. Lua tables with keys 1..n are Python lists (indices here stay 1-based)."""
+CSubTable; the rest of the family (CDivTable, CMaxTable, ...) is in table_ops.py and table_math.py,
+imported at the end of this file. Lua tables with keys 1..n are Python lists (indices here stay 1-based)."""
 import numbers
 
 import numpy as np
@@ -502,3 +503,9 @@ class CSubTable(Module):
         gi[1].mul(-1)
         del gi[len(input):]
         return gi
+
+
+# The rest of the family (imported here so that nn exports it from this module).
+from .table_ops import (CDivTable, CMaxTable, CMinTable, CAddTensorTable, SplitTable,  # noqa: E402,F401
+                        MixtureTable, ZipTable, ZipTableOneToMany, Index, MaskedSelect)
+from .table_math import CosineDistance, DotProduct, MM, MV  # noqa: E402,F401

@@ -128,11 +128,39 @@ NEEDS.update({
 
 # table
 NEEDS.update({
+    'nn.CDivTable': ({IN, GO}, NONE),
+    'nn.CMaxTable': ({GO}, NONE),              # reads its own maxIdx
+    'nn.CMinTable': ({GO}, NONE),              # reads its own minIdx
+    'nn.CAddTensorTable': ({GO}, NONE),
+    'nn.SplitTable': ({GO}, NONE),
+    'nn.MixtureTable': ({IN, GO}, NONE),       # gater (through _gaterView) and experts
+    'nn.ZipTable': ({GO}, NONE),
+    'nn.ZipTableOneToMany': ({GO}, NONE),
+    'nn.CosineDistance': ({IN, GO}, NONE),     # and its own w1, w22, w32, w
+    'nn.DotProduct': ({IN, GO}, NONE),
+    'nn.Index': ({IN, GO}, NONE),              # the index (input[2])
+    'nn.MaskedSelect': ({IN, GO}, NONE),       # the mask (input[2])
+    'nn.MM': ({IN, GO}, NONE),
+    'nn.MV': ({IN, GO}, NONE),
 })
 
 
 # shape
 NEEDS.update({
+    'nn.Contiguous': ({GO}, NONE),
+    'nn.Squeeze': ({GO}, NONE),
+    'nn.Unsqueeze': ({GO}, NONE),
+    'nn.Replicate': ({GO}, NONE),
+    'nn.Transpose': ({GO}, NONE),
+    'nn.Padding': ({GO}, NONE),
+    'nn.Collapse': ({GO}, NONE),
+    'nn.Convert': ({GO}, NONE),                # its converters (Transpose, Reshape, Select, Identity)
+    'nn.SpatialReflectionPadding': ({GO}, NONE),
+    'nn.SpatialReplicationPadding': ({GO}, NONE),
+    'nn.SpatialUpSamplingNearest': ({GO}, NONE),
+    'nn.SpatialUpSamplingBilinear': ({GO}, NONE),
+    'nn.UpSampling': ({GO}, NONE),
+    'nn.PixelShuffle': ({GO}, NONE),
 })
 
 
