@@ -937,6 +937,24 @@ def _up_padding(d, version):
         d['padW'] = d['padH'] = d.pop('padding')
 
 
+def _up_conv_mm(d, version):
+    """nn.SpatialConvolutionMM: `padding` of older versions; files of 2013-2014 have no stride
+    or padding fields at all (the layer had stride 1 and no padding then). Today's Lua fails on
+    those; pynn runs them as they ran then."""
+    _up_padding(d, version)
+    missing = [f for f in ('dW', 'dH', 'padW', 'padH') if d.get(f) is None]
+    if missing:
+        warnings.warn('pynn.load: an nn.SpatialConvolutionMM from before strides and padding '
+                      '(no %s): running it with stride 1 and no padding, as it ran then'
+                      % '/'.join(missing), stacklevel=4)
+        for f in ('dW', 'dH'):
+            if d.get(f) is None:
+                d[f] = 1
+        for f in ('padW', 'padH'):
+            if d.get(f) is None:
+                d[f] = 0
+
+
 def _up_conv(d, version):
     if 'padding' in d:
         d['padW'] = d['padH'] = d.pop('padding')
@@ -1025,7 +1043,7 @@ def _up_clipped_relu(d, version):
 UPGRADES = {
     'cudnn.ClippedReLU': _up_clipped_relu,
     'nn.SpatialConvolution': _up_conv,
-    'nn.SpatialConvolutionMM': _up_padding,
+    'nn.SpatialConvolutionMM': _up_conv_mm,
     'nn.SpatialDepthWiseConvolution': _up_padding,
     'nn.BatchNormalization': _up_batchnorm,
     'nn.SpatialBatchNormalization': _up_batchnorm,

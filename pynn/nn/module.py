@@ -88,10 +88,47 @@ GRAD_OF = (('weight', 'gradWeight'), ('bias', 'gradBias'))
 def lua_nil(obj, name):
     """Lua's nil: a field absent from the instance (never set, or absent from a file written
     by another nn version or saved without gradients) reads as None, as an absent field of a
-    Lua table reads as nil. Private and special names still raise AttributeError."""
-    if name.startswith('_'):
+    Lua table reads as nil (Lua's own `_input`, `_indices`, ... too). Python's special names
+    (`__deepcopy__`, ...) still raise AttributeError, so protocols see them absent."""
+    if name.startswith('__') and name.endswith('__'):
         raise AttributeError('%r object has no attribute %r' % (type(obj).__name__, name))
+    if name in LAZY_STATE:
+        # Lua's Module.__init makes them; a file from an nn version whose class did not (an old
+        # nn.View) lacks them, and Lua's code then makes them on first use: so does pynn.
+        n = TABLE_STATE[name].get(type(obj).__typename__)
+        if name == 'output' and isinstance(obj, Criterion):
+            value = 0
+        elif n is not None:
+            value = [_fresh_tensor(obj) for _ in range(n)]
+        else:
+            value = _fresh_tensor(obj)
+        obj.__dict__[name] = value
+        return value
     return None
+
+
+def _fresh_tensor(obj):
+    t = obj.__dict__.get('_type')
+    if isinstance(t, str):
+        kind, device = backend.parse_typename(t)
+        return Tensor(kind=kind, device=device)
+    return Tensor()
+
+
+LAZY_STATE = ('output', 'gradInput')
+# The classes whose Lua constructor makes `output` / `gradInput` a table, with the number of
+# (empty) tensors in it (nn's __init functions).
+_EMPTY = ('ConcatTable FlattenTable MapTable NarrowTable ParallelTable ZipTable ZipTableOneToMany')
+TABLE_STATE = {
+    'output': {'nn.' + c: 0 for c in _EMPTY.split()},
+    'gradInput': dict(
+        {'nn.' + c: 0 for c in ('CAddTable CAddTensorTable CDivTable CMaxTable CMinTable CMulTable '
+                                'CSubTable FlattenTable JoinTable MapTable MixtureTable NarrowTable '
+                                'PairwiseDistance ParallelCriterion ParallelTable SelectTable '
+                                'SparseLinear ZipTable ZipTableOneToMany CriterionTable').split()},
+        **{'nn.' + c: 2 for c in ('Bilinear CosineDistance CosineEmbeddingCriterion DotProduct Index '
+                                  'L1HingeEmbeddingCriterion MM MV MarginRankingCriterion').split()}),
+}
 
 
 def ensure_grads(m):
