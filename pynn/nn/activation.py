@@ -596,9 +596,9 @@ class Dropout(Module):
         return super().clearState()
 
 
-# The rest of the pointwise family lives in pointwise.py; importing it here exports it with
-# this family (pynn/nn/__init__.py scans activation).
-from .pointwise import (Abs, Clamp, CReLU, ELU, Exp, GatedLinearUnit, HardShrink, HardTanh,  # noqa: E402,F401
-                        LeakyReLU, Log, LogSigmoid, Power, PReLU, ReLU6, RReLU, SoftMin, SoftPlus,
-                        SoftShrink, SoftSign, SpatialLogSoftMax, SpatialSoftMax, Sqrt, Square,
-                        TanhShrink)
+# The rest of the pointwise family lives in pointwise.py and rectifier.py; importing it here
+# exports it with this family (pynn/nn/__init__.py scans activation).
+from .pointwise import (Abs, Exp, GatedLinearUnit, HardShrink, Log, LogSigmoid, Power,  # noqa: E402,F401
+                        SoftMin, SoftPlus, SoftShrink, SoftSign, SpatialLogSoftMax, SpatialSoftMax,
+                        Sqrt, Square, TanhShrink)
+from .rectifier import Clamp, CReLU, ELU, HardTanh, LeakyReLU, PReLU, ReLU6, RReLU  # noqa: E402,F401
