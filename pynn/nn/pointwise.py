@@ -8,6 +8,8 @@ and THNN kernels (lib/THNN/generic/*.c). Whole-array operations; where a formula
 mask or a temporary, it is computed block by block (activation.blocks) so temporaries stay
 a small fraction of the tensors.
 """
+import numpy as np
+
 from ..tensor import Tensor
 from .module import Module
 from .activation import (lowbuf, xpof, blocks, check_tensor, check_same_elements, check_same_shape,
@@ -162,7 +164,8 @@ class Sqrt(_Pointwise):
         self._check_grad(self.output, gradOutput, shape=True)
 
         def fn(xp, gi, g, z):
-            xp.divide(g, z, out=gi)
+            with np.errstate(divide='ignore', invalid='ignore'):   # zeros are replaced below
+                xp.divide(g, z, out=gi)
             gi *= 0.5
             xp.copyto(gi, 0, where=xp.equal(z, 0))
         return self._backward(input, gradOutput, fn, self.output)
