@@ -746,14 +746,15 @@ def test_new_meta(make):
             assert m.__dict__[f].size() == real.__dict__[f].size() and m.__dict__[f].is_meta()
 
 
-@pytest.mark.parametrize('make', [f for f in NEW_POINTWISE if not isinstance(f(), nn.PReLU)], ids=lambda f: str(f()))
+@pytest.mark.parametrize('make', NEW_POINTWISE + [lambda: nn.PReLU(16)], ids=lambda f: str(f()))
 def test_new_no_big_temporaries(make):
+    # block-wise temporaries are at least 4096 elements: a bigger tensor than the test above
     m = make()
-    x, g = rnd(4, 16, 16, 16, seed=27), rnd(4, 16, 16, 16, seed=28)
+    x, g = rnd(4, 16, 32, 64, seed=27), rnd(4, 16, 32, 64, seed=28)
     if _positive(m):
         x.abs().add(0.1)
     if isinstance(m, nn.GatedLinearUnit):
-        g = rnd(4, 16, 16, 8, seed=28)
+        g = rnd(4, 16, 32, 32, seed=28)
     if isinstance(m, nn.RReLU):      # training draws through Tensor.uniform (its own full-size draw)
         m.evaluate()
     for _ in range(2):
@@ -765,4 +766,4 @@ def test_new_no_big_temporaries(make):
         peak = tracemalloc.get_traced_memory()[1] - base
         tracemalloc.stop()
     owned = _owned(m) + (0 if m.output.storage() is not xi.storage() else xi.storage().nbytes())
-    assert peak < 0.25 * owned, (peak, owned)
+    assert peak < 0.1 * owned, (peak, owned)

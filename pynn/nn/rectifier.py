@@ -5,7 +5,7 @@ Formulas, in-place semantics (output set to the modified input, gradInput to the
 gradOutput) and buffers follow the final nn's Lua files and THNN kernels.
 """
 from ..tensor import Tensor
-from .activation import lowbuf, xpof, check_tensor, array_of, _is_number, _masked
+from .activation import lowbuf, xpof, check_tensor, array_of, _is_number, _masked, _BLOCK
 from .pointwise import _Pointwise, _map, _flag
 
 # --- HardTanh / Clamp / ReLU6 -------------------------------------------------------------------
@@ -326,8 +326,11 @@ class PReLU(_Pointwise):
             return self.output
         o, x = self.output.numpy(), input.numpy()
         xp = xpof(o)
-        xp.multiply(x, self._w(x), out=o)
-        xp.copyto(o, x, where=xp.greater(x, 0))
+
+        def fn(xp, o, x, w):
+            xp.multiply(x, w, out=o)
+            xp.copyto(o, x, where=xp.greater(x, 0))
+        _map(fn, o, x, xp.broadcast_to(self._w(x), x.shape))
         return self.output
 
     @lowbuf
@@ -340,8 +343,11 @@ class PReLU(_Pointwise):
         gi, x = self.gradInput.numpy(), input.numpy()
         g = array_of(gradOutput, gi.shape)
         xp = xpof(gi)
-        xp.multiply(g, self._w(x), out=gi)
-        xp.copyto(gi, g, where=xp.greater(x, 0))
+
+        def fn(xp, gi, g, x, w):
+            xp.multiply(g, w, out=gi)
+            xp.copyto(gi, g, where=xp.greater(x, 0))
+        _map(fn, gi, g, x, xp.broadcast_to(self._w(x), x.shape))
         return self.gradInput
 
     @lowbuf
@@ -355,18 +361,23 @@ class PReLU(_Pointwise):
         if input.is_meta():
             return self.gradWeight
         x = input.numpy()
-        g = array_of(gradOutput, x.shape)
         xp = xpof(x)
-        t = xp.multiply(g, x)                      # sum over x <= 0 of g * x
-        xp.copyto(t, 0, where=xp.logical_not(xp.less_equal(x, 0)))
-        gw = self.gradWeight.numpy()
-        if not self.nOutputPlane:
-            gw.reshape(-1)[0] += scale * t.sum()
-        elif x.ndim == 1:
-            gw += scale * t
-        else:
-            axes = (0,) + tuple(range(2, x.ndim))
-            gw += scale * t.sum(axis=axes)
+        xf, gf = x.reshape(-1), array_of(gradOutput, x.shape).reshape(-1)
+        n, total = self.nOutputPlane, x.size
+        ks = 1 if x.ndim <= 1 else total // max(1, x.shape[0] * n)
+        acc = xp.zeros(max(n, 1), dtype=x.dtype)
+        block = max(_BLOCK, total // 64)
+        for i in range(0, total, block):         # sum over x <= 0 of g * x, per plane, block by block
+            t = xp.fmin(xf[i:i + block], 0)
+            t *= gf[i:i + block]
+            if not n:
+                acc += t.sum()
+            else:
+                planes = xp.arange(i, i + t.size) // ks
+                planes %= n
+                acc += xp.bincount(planes, weights=t, minlength=n)
+        gw = self.gradWeight.numpy().reshape(-1)
+        gw += scale * acc
         return self.gradWeight
 
     def clearState(self):
