@@ -9,7 +9,7 @@ import numbers
 
 from ..tensor import Tensor, generator
 from .module import Module, describe
-from .activation import lowbuf, xpof, check_tensor, _is_number
+from .activation import lowbuf, xpof, blocks, check_tensor, _is_number
 
 
 def _long_like(t):
@@ -169,9 +169,8 @@ class Constant(Module):
 
 class GradientReversal(Module):
     """nn.GradientReversal(lambda=1): identity forward (output set to input), gradInput =
-    -lambda * gradOutput. Field `lambda` (files of version < 2 have none: 1)."""
-
-    __version = 2
+    -lambda * gradOutput. Field `lambda` (files of version < 2 have none: serialization's
+    upgrade sets 1, as Lua's read does; a missing one reads as 1 here too)."""
 
     def __init__(self, lam=None):
         super().__init__()
@@ -256,7 +255,8 @@ class L1Penalty(Module):
         m = self._m(input)
         if not input.is_meta():
             x = input.numpy()
-            self.loss = m * float(xpof(x).abs(x).sum())
+            xp = xpof(x)
+            self.loss = m * sum(float(xp.abs(b).sum()) for (b,) in blocks(x))   # |x|_1, block by block
         self.output = input
         return self.output
 
@@ -561,7 +561,7 @@ class Kmeans(Module):
         ewa[...] = w[:, None, :]
         esa -= ewa                                   # x - c
         cda = cd.numpy()
-        xp.sqrt((esa * esa).sum(axis=2), out=cda)    # norm, then squared, as Lua
+        cda[...] = xp.sqrt(xp.einsum('kbd,kbd->kb', esa, esa))   # norm, then squared, as Lua
         cda *= cda
         mia = mi.numpy()
         mia[...] = xp.argmin(cda, axis=0)
@@ -603,7 +603,9 @@ class Kmeans(Module):
         counts = self.clusterSampleCount.numpy()
         counts[...] = onehot @ csc.numpy()
         g1 = gw1.numpy()
-        xp.subtract(x, w[idx], out=g1)               # -scale * (x - c[nearest])
+        xp.take(w, idx, axis=0, out=g1)              # -scale * (x - c[nearest])
+        g1 *= -1
+        g1 += x
         g1 *= -scale
         g2 = gw2.numpy()
         g2[...] = onehot @ g1
