@@ -528,7 +528,7 @@ class Kmeans(Module):
             d = x - w[c - 1][None, :]
             d = xp.sqrt((d * d).sum(axis=1))
             xp.minimum(dist, d * d, out=dist)
-            order = xp.argsort(-dist, kind='stable')
+            order = xp.argsort(-dist)
             w[c] = x[int(order[int(generator().integers(0, pcount))])]
 
     def updateOutput(self, input):

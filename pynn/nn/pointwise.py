@@ -323,6 +323,7 @@ class SoftPlus(_Pointwise):
         def fn(xp, o, x):
             xp.multiply(x, beta, out=o)
             lin = xp.greater(o, th)
+            xp.minimum(o, th, out=o)             # the linear part is replaced below: no overflow
             xp.exp(o, out=o)
             xp.log1p(o, out=o)
             o /= beta
@@ -338,6 +339,7 @@ class SoftPlus(_Pointwise):
         def fn(xp, gi, g, y):
             xp.multiply(y, beta, out=gi)
             lin = xp.greater(gi, th)
+            xp.minimum(gi, th, out=gi)
             xp.exp(gi, out=gi)                   # z = exp(beta y); g * (z - 1) / z
             z = gi.copy()
             gi -= 1.

@@ -8,6 +8,7 @@ from ..tensor import Tensor
 from .activation import lowbuf, xpof, check_tensor, array_of, _is_number, _masked, _BLOCK
 from .pointwise import _Pointwise, _map, _flag
 
+
 # --- HardTanh / Clamp / ReLU6 -------------------------------------------------------------------
 class _HardTanhKernel(_Pointwise):
     """THNN HardTanh: y = x < lo ? lo : (x <= hi ? x : hi) (NaN -> hi); in place, values
@@ -118,7 +119,8 @@ class ELU(_Pointwise):
         if self.inplace:
             def fn(xp, x):
                 neg = xp.less_equal(x, 0)
-                t = xp.exp(x)
+                t = xp.minimum(x, 0)             # exp of the non-positive part only: no overflow
+                xp.exp(t, out=t)
                 t -= 1
                 t *= a
                 xp.copyto(x, t, where=neg)
@@ -294,8 +296,10 @@ class PReLU(_Pointwise):
 
     def __init__(self, nOutputPlane=None):
         super().__init__()
-        if nOutputPlane is not None and (not isinstance(nOutputPlane, int) or nOutputPlane < 0):
-            raise ValueError('nn.PReLU(nOutputPlane): a number of planes >= 0 expected, got %r' % (nOutputPlane,))
+        if nOutputPlane is not None and (not isinstance(nOutputPlane, int) or nOutputPlane < 1):
+            # (Lua takes 0 too, and then reads a slope out of an empty weight)
+            raise ValueError('nn.PReLU(nOutputPlane): a number of planes >= 1 expected (none for one '
+                             'shared slope), got %r' % (nOutputPlane,))
         self.nOutputPlane = nOutputPlane or 0
         n = 1 if nOutputPlane is None else nOutputPlane
         self.weight = Tensor(n).fill(0.25)
@@ -304,6 +308,8 @@ class PReLU(_Pointwise):
     def _check(self, input):
         check_tensor(self, input)
         n = self.nOutputPlane
+        if self.weight is None or self.weight.nElement() < max(n, 1):
+            self._fail('a module whose weight holds %d slopes' % max(n, 1), input)
         if n:
             d = input.dim()
             if d == 0 or input.size(2 if d > 1 else 1) != n:
@@ -419,8 +425,8 @@ class CReLU(_sequential()):
         if not isinstance(input, Tensor):
             self._fail('a Tensor', input)
         d = input.dim()
-        if d not in (self.nInputDims, self.nInputDims + 1) or d == 0:
-            self._fail('a %dD or %dD (batch) tensor' % (self.nInputDims, self.nInputDims + 1), input)
+        if d == 0:      # Lua: nInputDims + 1 dims is a batch, any other number of dims one sample
+            self._fail('a %dD tensor or a %dD batch' % (self.nInputDims, self.nInputDims + 1), input)
         if not input.isContiguous():
             self._fail('a contiguous tensor', input)
         batched = d == self.nInputDims + 1
