@@ -767,3 +767,28 @@ def test_new_no_big_temporaries(make):
         tracemalloc.stop()
     owned = _owned(m) + (0 if m.output.storage() is not xi.storage() else xi.storage().nbytes())
     assert peak < 0.1 * owned, (peak, owned)
+
+
+@pytest.mark.parametrize('mode', ['inference', 'training'])
+def test_new_pointwise_under_optnet(mode):
+    """optnet (in-place switching, sharing) leaves outputs and gradients of a net of the new
+    classes exactly as without it."""
+    import copy
+    from pynn import optnet
+    pynn.manualSeed(1)
+    net = (nn.Sequential().add(nn.Linear(6, 8)).add(nn.TanhShrink()).add(nn.Linear(8, 8)).add(nn.ELU())
+           .add(nn.Linear(8, 8)).add(nn.LeakyReLU(0.1)).add(nn.PReLU(8)).add(nn.CReLU(1)).add(nn.Linear(16, 8))
+           .add(nn.SoftPlus()).add(nn.HardTanh()).add(nn.ReLU6()).add(nn.RReLU(0.2, 0.2)).add(nn.LogSigmoid())
+           .add(nn.Linear(8, 8)).add(nn.SoftMin()).add(nn.SoftSign()).add(nn.Square()))
+    if mode == 'inference':
+        net.evaluate()
+    ref = copy.deepcopy(net)
+    x, g = rnd(4, 6, seed=40), rnd(4, 8, seed=41)
+    optnet.optimizeMemory(net, x.clone(), mode=mode)
+    assert any(m.inplace for m in net.listModules() if isinstance(m, (nn.ELU, nn.LeakyReLU, nn.ReLU6)))
+    close(net.forward(x.clone()), ref.forward(x.clone()).numpy())
+    if mode == 'training':
+        ref.zeroGradParameters()
+        net.zeroGradParameters()
+        close(net.backward(x.clone(), g.clone()), ref.backward(x.clone(), g.clone()).numpy())
+        close(net.getParameters()[1], ref.getParameters()[1].numpy())
