@@ -297,6 +297,34 @@ def _frame_chunks(nframe, stride):
         yield slice(i, i + step)
 
 
+def softmax_forward(input, output):
+    """THNN SoftMax_updateOutput on arrays: output (already sized as input) = softmax(input)."""
+    shape = _frames(input)
+    xa, outa = array_of(input, shape), array_of(output, shape)
+    xp = xpof(outa)
+    for f in _frame_chunks(shape[0], shape[2]):
+        x, out = xa[f], outa[f]
+        m = x.max(axis=1, keepdims=True)
+        xp.subtract(x, m, out=out)
+        xp.exp(out, out=out)
+        s = out.sum(axis=1, keepdims=True)
+        xp.reciprocal(s, out=s)
+        out *= s
+
+
+def softmax_backward(output, gradOutput, gradInput):
+    """THNN SoftMax_updateGradInput: gradInput (sized as output) = z * (g - sum(g * z))."""
+    shape = _frames(output)
+    gia, za, ga = array_of(gradInput, shape), array_of(output, shape), array_of(gradOutput, shape)
+    xp = xpof(gia)
+    for f in _frame_chunks(shape[0], shape[2]):
+        gi, z, g = gia[f], za[f], ga[f]
+        xp.multiply(g, z, out=gi)
+        s = gi.sum(axis=1, keepdims=True)
+        xp.subtract(g, s, out=gi)
+        gi *= z
+
+
 class _SoftMaxBase(Module):
     def _check_input(self, input):
         check_tensor(self, input, dims=(1, 2, 3, 4), dims_text='1D, 2D, 3D or 4D tensor')
@@ -319,17 +347,7 @@ class SoftMax(_SoftMaxBase):
         self.output.resizeAs(input)
         if self.output.is_meta():
             return self.output
-        shape = _frames(input)
-        xa, outa = array_of(input, shape), array_of(self.output, shape)
-        xp = xpof(outa)
-        for f in _frame_chunks(shape[0], shape[2]):
-            x, out = xa[f], outa[f]
-            m = x.max(axis=1, keepdims=True)
-            xp.subtract(x, m, out=out)
-            xp.exp(out, out=out)
-            s = out.sum(axis=1, keepdims=True)
-            xp.reciprocal(s, out=s)
-            out *= s
+        softmax_forward(input, self.output)
         return self.output
 
     @lowbuf
@@ -338,15 +356,7 @@ class SoftMax(_SoftMaxBase):
         self.gradInput.resizeAs(self.output)
         if self.gradInput.is_meta():
             return self.gradInput
-        shape = _frames(self.output)
-        gia, za, ga = array_of(self.gradInput, shape), array_of(self.output, shape), array_of(gradOutput, shape)
-        xp = xpof(gia)
-        for f in _frame_chunks(shape[0], shape[2]):
-            gi, z, g = gia[f], za[f], ga[f]
-            xp.multiply(g, z, out=gi)        # z * (g - sum(g * z))
-            s = gi.sum(axis=1, keepdims=True)
-            xp.subtract(g, s, out=gi)
-            gi *= z
+        softmax_backward(self.output, gradOutput, self.gradInput)
         return self.gradInput
 
 
@@ -584,3 +594,11 @@ class Dropout(Module):
         if self.__dict__.get('noise') is not None:
             self.noise.set()
         return super().clearState()
+
+
+# The rest of the pointwise family lives in pointwise.py and rectifier.py; importing it here
+# exports it with this family (pynn/nn/__init__.py scans activation).
+from .pointwise import (Abs, Exp, GatedLinearUnit, HardShrink, Log, LogSigmoid, Power,  # noqa: E402,F401
+                        SoftMin, SoftPlus, SoftShrink, SoftSign, SpatialLogSoftMax, SpatialSoftMax,
+                        Sqrt, Square, TanhShrink)
+from .rectifier import Clamp, CReLU, ELU, HardTanh, LeakyReLU, PReLU, ReLU6, RReLU  # noqa: E402,F401

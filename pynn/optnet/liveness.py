@@ -117,12 +117,55 @@ NEEDS = {
 # The rest of Lua nn, one block per family of the conformance fixtures.
 
 # pointwise
+def _noise_or_input(m):
+    """RReLU: the training backward multiplies by its own `noise`; otherwise it reads input."""
+    lo, hi = m.__dict__.get('lower'), m.__dict__.get('upper')
+    if m.__dict__.get('train') and lo is not None and hi is not None and hi - lo > 1e-6:
+        return frozenset((GO,))
+    return frozenset((IN, GO))
+
+
 NEEDS.update({
+    'nn.Abs': ({IN, GO}, NONE),
+    'nn.Clamp': ({IN, GO}, NONE),              # HardTanh kernel (in place: input is the output)
+    'nn.HardTanh': ({IN, GO}, NONE),
+    'nn.ReLU6': ({IN, GO}, NONE),
+    'nn.ELU': ({OUT, GO}, NONE),
+    'nn.LeakyReLU': ({IN, GO}, NONE),
+    'nn.RReLU': (_noise_or_input, NONE),
+    'nn.PReLU': ({IN, GO}, {IN, GO}),
+    'nn.Exp': ({OUT, GO}, NONE),
+    'nn.Log': ({IN, GO}, NONE),
+    'nn.Square': ({IN, GO}, NONE),
+    'nn.Sqrt': ({OUT, GO}, NONE),
+    'nn.Power': ({IN, GO}, NONE),
+    'nn.HardShrink': ({IN, GO}, NONE),
+    'nn.SoftShrink': ({IN, GO}, NONE),
+    'nn.LogSigmoid': ({IN, GO}, NONE),         # and its own `buffer`
+    'nn.SoftPlus': ({OUT, GO}, NONE),
+    'nn.SoftSign': ({IN, GO}, NONE),
+    'nn.TanhShrink': ({GO}, NONE),             # its own nn.Tanh's output
+    'nn.GatedLinearUnit': ({IN, GO}, NONE),
+    'nn.SoftMin': ({OUT, GO}, NONE),           # copies -input into mininput, unused by the gradient
+    'nn.SpatialSoftMax': ({OUT, GO}, NONE),
+    'nn.SpatialLogSoftMax': ({OUT, GO}, NONE),
 })
 
 
 # misc
 NEEDS.update({
+    'nn.Constant': (NONE, NONE),
+    'nn.GradientReversal': ({GO}, NONE),
+    'nn.ZeroGrad': (NONE, NONE),
+    'nn.Max': ({GO}, NONE),                    # and its own `_indices`
+    'nn.Min': ({GO}, NONE),
+    'nn.OneHot': (NONE, NONE),
+    'nn.L1Penalty': (lambda m: frozenset((IN, GO)) if m.__dict__.get('provideOutput') is True
+                     else frozenset((IN,)), NONE),
+    'nn.Kmeans': (NONE, {IN}),                 # and its own `_minIndx`, weight
+    'nn.SpatialDropout': ({GO}, NONE),         # its own `noise`
+    # nn.WhiteNoise (backward: a copy of gradOutput) stays on the conservative default: it has no
+    # Lua fixture with a backward, so the declaration test cannot check a declaration yet.
 })
 
 
