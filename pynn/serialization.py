@@ -977,7 +977,6 @@ def _up_batchnorm(d, version):
 
 
 def _up_maxpool(d, version):
-    d.setdefault('ceil_mode', False)
     d.setdefault('padW', 0)
     d.setdefault('padH', 0)
 
@@ -996,20 +995,9 @@ def _up_volmaxpool(d, version):
         d['ceil_mode'] = False
 
 
-def _up_inplace(d, version):
-    d.setdefault('inplace', False)
-
-
 def _up_hardtanh(d, version):
     d.setdefault('min_val', -1)
     d.setdefault('max_val', 1)
-    d.setdefault('inplace', False)
-
-
-def _up_dropout(d, version):
-    d.setdefault('v2', False)   # files from before v2: scale at evaluation, not in training
-    d.setdefault('inplace', False)
-    d.setdefault('stochastic_inference', False)
 
 
 def _up_fullconv(d, version):
@@ -1020,11 +1008,6 @@ def _up_fullconv(d, version):
 def _up_gradrev(d, version):
     if version < 2:
         d['lambda'] = 1
-
-
-def _up_lookup(d, version):
-    if not d.get('shouldScaleGradByFreq'):
-        d['shouldScaleGradByFreq'] = False
 
 
 def _up_concat(d, version):
@@ -1051,13 +1034,9 @@ UPGRADES = {
     'nn.SpatialMaxPooling': _up_maxpool,
     'nn.SpatialAveragePooling': _up_avgpool,
     'nn.VolumetricMaxPooling': _up_volmaxpool,
-    'nn.Threshold': _up_inplace,
-    'nn.ReLU': _up_inplace,
     'nn.HardTanh': _up_hardtanh,
-    'nn.Dropout': _up_dropout,
     'nn.SpatialFullConvolution': _up_fullconv,
     'nn.GradientReversal': _up_gradrev,
-    'nn.LookupTable': _up_lookup,
     'nn.Concat': _up_concat,
     'nn.DepthConcat': _up_concat,
 }

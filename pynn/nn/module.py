@@ -48,7 +48,7 @@ class BackwardDisabledError(RuntimeError):
 
 def _wrap(name, fn):
     forward = name == 'updateOutput'
-    grads = name == 'accGradParameters'
+    grads = name in ('accGradParameters', 'backward')
 
     @functools.wraps(fn)
     def wrapper(self, *args):

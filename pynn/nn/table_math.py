@@ -222,7 +222,7 @@ class MM(Module):
         sw = lambda x: _xp(x).swapaxes(x, -1, -2)  # noqa: E731
         xa, xb, go = a.numpy(), b.numpy(), gradOutput.numpy()
         xp = _xp(go)
-        if self.transA == self.transB:
+        if bool(self.transA) == bool(self.transB):
             xa, xb = sw(xa), sw(xb)
         if self.transA:
             xp.matmul(xb, sw(go), out=gi[0].numpy())
