@@ -83,6 +83,7 @@ import numbers
 import os
 import re
 import struct
+import sys
 import warnings
 
 import numpy as np
@@ -147,6 +148,8 @@ def _prefix_objects(name, version):
     spec = _PREFIX.get(name)
     return spec[0](version) if spec else 0
 
+
+_PREAD_MIN = 1 << 20   # bytes: storages at least this large are read with preadv
 
 _CLASS_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_.:\-]*\Z')
 
@@ -395,9 +398,24 @@ class _BinaryReader:
 
     def array(self, kind, n, what):
         dtype = np.dtype(backend.KINDS[kind])
-        self.need(n * dtype.itemsize, what)
+        nbytes = n * dtype.itemsize
+        self.need(nbytes, what)
+        fd = getattr(self, 'fd', None)
+        if fd is not None and nbytes >= _PREAD_MIN and sys.byteorder == 'little':
+            # big storages straight from the file into their own array: one sequential read
+            # instead of page faults on the mapping (as fast as a plain read of the file)
+            arr = np.empty(n, dtype=dtype)
+            view = memoryview(arr).cast('B')
+            done = 0
+            while done < nbytes:
+                got = os.preadv(fd, [view[done:]], self.pos + done)
+                if got <= 0:
+                    raise T7FormatError('the file ended inside %s' % what, self.pos + done)
+                done += got
+            self.pos += nbytes
+            return arr
         arr = np.frombuffer(self.data, dtype=dtype.newbyteorder('<'), count=n, offset=self.pos)
-        self.pos += n * dtype.itemsize
+        self.pos += nbytes
         return arr.astype(dtype, copy=True)   # native order, writable, owned
 
     def check_end(self):
@@ -1079,14 +1097,17 @@ def loads(data, mode='auto', allow_functions=False):
     return _load_buffer(bytes(data), mode, allow_functions)
 
 
-def _load_buffer(data, mode, allow_functions):
-    """data: bytes or an mmap (arrays are copied out of it, never kept as views)."""
+def _load_buffer(data, mode, allow_functions, fd=None):
+    """data: bytes or an mmap (arrays are copied out of it, never kept as views); fd: the
+    file's descriptor when data maps a whole file (large arrays are then read from it)."""
     if mode == 'auto':
         mode = _detect_mode(data)
     if mode in ('binary', 'b64'):
         reader = _BinaryReader(data, 8)
     elif mode == 'b32':
         reader = _BinaryReader(data, 4)
+    if mode in ('binary', 'b64', 'b32') and hasattr(os, 'preadv'):
+        reader.fd = fd
     elif mode == 'ascii':
         reader = _AsciiReader(data)
     else:
@@ -1114,13 +1135,13 @@ def load(path_or_file, mode='auto', allow_functions=False):
             if os.fstat(f.fileno()).st_size == 0:
                 return loads(b'', mode=mode, allow_functions=allow_functions)
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)   # no second copy of big files
-        try:
-            return _load_buffer(mm, mode, allow_functions)
-        finally:
             try:
-                mm.close()
-            except BufferError:   # a view still alive (only after an error): the GC closes it
-                pass
+                return _load_buffer(mm, mode, allow_functions, f.fileno())
+            finally:
+                try:
+                    mm.close()
+                except BufferError:   # a view still alive (only after an error): the GC closes it
+                    pass
     if hasattr(path_or_file, 'read'):
         data = path_or_file.read()
         if isinstance(data, str):
