@@ -558,18 +558,18 @@ def test_upgrade_old_pooling_dropout_threshold():
     mp = nn.SpatialMaxPooling(2, 2, 2, 2)
     f = {k: v for k, v in mp.__dict__.items() if k not in ('ceil_mode', 'padW', 'padH')}
     got = rt(TorchObject('nn.SpatialMaxPooling', f))
-    assert got.ceil_mode is False and (got.padW, got.padH) == (0, 0)
+    assert not got.ceil_mode and (got.padW, got.padH) == (0, 0)   # nil, as in Lua: floor
     got.forward(pynn.rand(1, 1, 4, 4))
     relu = nn.ReLU()
     f = {k: v for k, v in relu.__dict__.items() if k != 'inplace'}
     got = rt(TorchObject('nn.ReLU', f))
-    assert got.inplace is False
+    assert not got.inplace
     assert got.forward(pynn.Tensor([-1.0, 2.0])).tolist() == [0, 2]
     if 'nn.Dropout' in nn.registry():
         d = nn.Dropout(0.5)
         f = {k: v for k, v in d.__dict__.items() if k not in ('v2', 'inplace', 'stochastic_inference')}
         got = rt(TorchObject('nn.Dropout', f))
-        assert got.v2 is False
+        assert not got.v2
         got.evaluate()
         assert got.forward(pynn.Tensor([2.0, 4.0])).tolist() == [1, 2]   # v1: scaled at evaluation
 
