@@ -497,3 +497,79 @@ def test_random_graphs_against_torch(seed):
         np.testing.assert_allclose(o.numpy(), t.detach().numpy(), rtol=0, atol=1e-12)
     for a, t in zip(gis, txs):
         np.testing.assert_allclose(a.numpy(), t.grad.numpy(), rtol=0, atol=1e-12)
+
+
+# --- optnet on gModules ---------------------------------------------------------------------------
+@needs_ref
+@pytest.mark.parametrize('planner', ['optnet', 'optimal'])
+@pytest.mark.parametrize('mode', ['inference', 'training'])
+@pytest.mark.parametrize('name', NETS)
+def test_optnet_on_fixture_nets(name, mode, planner):
+    """optimizeMemory on every fixture net, both modes, both planners: outputs (and in
+    training gradInput and parameter gradients) identical to the unoptimized net's, less
+    memory, and removeOptimization gives a working unoptimized net back."""
+    import warnings
+    import pynn.optnet as optnet
+    need_classes(name)
+    rec = pynn.load(str(REF / (name + '.t7')))
+    net = rec['module']
+    ref_out, ref_gi, _, ref_gp = run_protocol(net, rec)
+    if mode == 'inference':
+        net.forward(rec['input'])
+    before = optnet.countUsedMemory(net)['total_size']
+    optnet.optimizeMemory(net, rec['input'], {'mode': mode, 'planner': planner})
+    for _ in range(2):
+        out = snap(net.forward(rec['input']))
+        compare(out, ref_out, 'optimized output', tol=0)
+        if mode == 'training':
+            net.zeroGradParameters()
+            compare(snap(net.backward(rec['input'], rec['gradOutput'], 1)), ref_gi, 'optimized gradInput', tol=0)
+            compare(snap(net.parameters()[1]), ref_gp, 'optimized gradParams', tol=0)
+    after = optnet.countUsedMemory(net)['total_size']
+    assert after <= before, (before, after)
+    if mode == 'inference':
+        with pytest.raises(Exception):
+            net.backward(rec['input'], rec['gradOutput'])
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        optnet.removeOptimization(net)
+    check_against(net, rec)
+
+
+@needs_ref
+def test_optnet_graphgen_on_gmodule():
+    import pynn.optnet as optnet
+    rec = pynn.load(str(REF / 'residual.t7'))
+    net = rec['module']
+    dot = optnet.graphgen(net, rec['input'])
+    leaves = [m for m in net.listModules() if m.__dict__.get('modules') is None]
+    assert dot.source.count('Storage:') >= len(leaves)
+
+
+@pytest.mark.parametrize('seed', range(6))
+@pytest.mark.parametrize('planner', ['optnet', 'optimal'])
+def test_optnet_random_graphs(seed, planner):
+    import warnings
+    import pynn.optnet as optnet
+    rng = np.random.default_rng(100 + seed)
+    pynn.manualSeed(seed)
+    g, _, nin, nout = _random_graph(rng, 3)
+    inp = [pynn.from_numpy(rng.standard_normal((2, 3))) for _ in range(nin)]
+    inp = inp[0] if nin == 1 else inp
+    go = [pynn.from_numpy(rng.standard_normal((2, 3))) for _ in range(nout)]
+    go = go[0] if nout == 1 else go
+    ref = g.clone()
+    o0 = snap(ref.forward(inp))
+    ref.zeroGradParameters()
+    g0 = snap(ref.backward(inp, go))
+    p0 = snap(ref.parameters()[1])
+    optnet.optimizeMemory(g, inp, {'mode': 'training', 'planner': planner})
+    for _ in range(2):
+        compare(snap(g.forward(inp)), o0, 'output', tol=0)
+        g.zeroGradParameters()
+        compare(snap(g.backward(inp, go)), g0, 'gradInput', tol=0)
+        compare(snap(g.parameters()[1]), p0, 'gradParams', tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        optnet.removeOptimization(g)
+    compare(snap(g.forward(inp)), o0, 'output after removeOptimization', tol=0)

@@ -2,7 +2,7 @@
 nngraph's layout (forwardnodes, backwardnodes, fg, bg, innode, outnode, modules, nInputs), so
 that gModules written by Lua run as loaded and those built here save for Lua."""
 from ..nn.container import Container
-from ..nn.module import Module, recursive_type
+from ..nn.module import Module, recursive_type, current_tracer
 from ..tensor import Tensor
 from .lua import ipairs, length, lookup, set_index
 from .nesting import clone_nested, resize_nested_as, copy_nested, add_nested_to
@@ -14,7 +14,7 @@ def _is_zero_placeholder(t):
     return st is not None and st.size() == 1 and st.data is not None and float(st.data[0]) == 0
 
 
-def _total_grad_output(node):
+def _total_grad_output(node, gm=None):
     d = node.data
     go = d.get('gradOutput')
     if not isinstance(go, list):
@@ -31,6 +31,9 @@ def _total_grad_output(node):
         if d.get('gradOutputBuffer') is None:
             d['gradOutputBuffer'] = clone_nested(go[0])
         buf = d['gradOutputBuffer']
+        tr = current_tracer()
+        if tr is not None and hasattr(tr, 'container_reads'):   # optnet's liveness sees the sum
+            tr.container_reads(gm, list(go), [buf])
         resize_nested_as(buf, go[0])
         copy_nested(buf, go[0])
         for g in go[1:]:
@@ -199,7 +202,7 @@ class gModule(Container):
             if d.get('selectindex') is not None:
                 kids = ipairs(node.children)
                 child = kids[0]
-                go = _total_grad_output(node)
+                go = _total_grad_output(node, self)
                 cd = child.data
                 if not isinstance(cd.get('gradOutput'), list):
                     cd['gradOutput'] = []
@@ -207,7 +210,7 @@ class gModule(Container):
                     cd['gradOutput'].append([])
                 set_index(cd['gradOutput'][0], d['selectindex'], go)
             else:
-                go = _total_grad_output(node)
+                go = _total_grad_output(node, self)
                 if d.get('module') is None:
                     gi = go
                 else:
