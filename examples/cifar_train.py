@@ -93,7 +93,6 @@ def main(argv=None):
     trainLogger = optim.Logger(os.path.join(save, 'train.log'))
     testLogger = optim.Logger(os.path.join(save, 'test.log'))
 
-    sgdState = {}
     epoch_losses = []
     state = {'epoch': 1}
 
@@ -130,10 +129,12 @@ def main(argv=None):
                 # return f and df/dX
                 return f, gradParameters
 
-            # optimize on current mini-batch
-            config = {'learningRate': opt.learningRate, 'weightDecay': opt.weightDecay,
-                      'momentum': opt.momentum, 'learningRateDecay': 5e-7}
-            _, fs = optim.sgd(feval, parameters, config, sgdState)
+            # optimize on current mini-batch (Lua: config = config or {...}; the state lives in it)
+            if state.get('config') is None:
+                state['config'] = {'learningRate': opt.learningRate, 'weightDecay': opt.weightDecay,
+                                   'momentum': opt.momentum, 'learningRateDecay': 5e-7}
+            config = state['config']
+            _, fs = optim.sgd(feval, parameters, config)
             total_loss += fs[0]
             nbatches += 1
 
