@@ -6,7 +6,6 @@ each epoch, optim.Logger), on synthetic data so that it runs in seconds on a CPU
     python examples/cifar_train.py                # 3 epochs on 384 synthetic 3x16x16 images
 """
 import argparse
-import math
 import os
 import sys
 import tempfile

@@ -5,7 +5,6 @@ resuming, Logger's text format and ConfusionMatrix's counts and printing.
 The random algorithms (cmaes, de) need Torch's exact Mersenne Twister stream, which pynn does
 not have yet on this branch: their fixture cases are xfail(strict=False) until it does.
 """
-import math
 import os
 from fractions import Fraction
 from pathlib import Path

@@ -1,6 +1,6 @@
 """Drawing a graph (graph.dot in Lua): the DOT text of Lua's Graph:todot, a graphviz.Digraph,
 and .dot/.svg files."""
-import re
+
 
 
 def todot(g, title=None):
@@ -10,7 +10,6 @@ def todot(g, title=None):
 def digraph(g, title=None):
     """The graph as a graphviz.Digraph (nodes n<id> labelled as Lua labels them)."""
     import graphviz
-    from .graph import dot_escape
     dg = graphviz.Digraph('G')
     if title:
         dg.attr(labelloc='t', label=title)

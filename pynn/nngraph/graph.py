@@ -4,7 +4,7 @@ topological sort, roots, reverse and DOT output, in the field layout Lua saves.
 Iteration orders (breadth-first graph building, depth-first post-order topsort, roots sorted
 by node index) are Lua's, because nngraph's module order (and so parameters()) follows them.
 """
-from .lua import ipairs, as_dict, insert_mapped, lookup, length
+from .lua import ipairs, insert_mapped, lookup, length
 
 
 class _LuaObject:

@@ -1,6 +1,5 @@
 """optim.lswolfe: a line search satisfying the strong Wolfe conditions (Schmidt's minFunc),
 as Lua's optim/lswolfe.lua. Returns f_new, g_new, x, t, lsFuncEval."""
-import math
 
 import numpy as np
 
