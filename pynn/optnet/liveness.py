@@ -172,9 +172,10 @@ NEEDS.update({
 
 
 # nngraph
+# (nn.gModule is a container: its children declare their reads; its own gradOutput sums are
+# reported to the tracer as they happen. nngraph.JustElement / JustTable, which only pass
+# tables through, keep the conservative default: no Lua fixture exists to check a declaration.)
 NEEDS.update({
-    'nngraph.JustElement': ({GO}, NONE),   # gradInput = {gradOutput}
-    'nngraph.JustTable': ({GO}, NONE),     # gradInput = gradOutput[1]
 })
 
 DEFAULT_NEEDS = (ALL, ALL)
