@@ -44,3 +44,12 @@ def test_cifar_train_loss_falls(tmp_path):
     assert 'ConfusionMatrix:' in text and '[class: airplane]' in text
     log = (tmp_path / 'train.log').read_text().splitlines()
     assert log[0] == '% mean class accuracy (train set)\t' and len(log) == 3
+
+
+def test_char_rnn_memory_small():
+    """The unrolled char-rnn LSTM (small sizes) optimizes and saves memory in both modes."""
+    mod = _load('char_rnn_memory')
+    for mode in ('inference', 'training'):
+        before, after, _ = mod.measure(seq_length=3, batch_size=4, rnn_size=8, num_layers=2,
+                                       vocab=6, mode=mode, planner='optnet')
+        assert after['total_size'] < before['total_size']
