@@ -797,6 +797,13 @@ class _Classes:
                     self.reg.setdefault(k, v)
             except Exception:   # no pynn.cudnn (or no CUDA): cudnn.* load as generic modules
                 pass
+        if name not in self.reg and (name.startswith(('nngraph.', 'graph.')) or name == 'nn.gModule'):
+            try:   # nngraph and graph classes (pynn.nngraph registers them)
+                import importlib
+                for k, v in importlib.import_module(__package__ + '.nngraph').registry().items():
+                    self.reg.setdefault(k, v)
+            except ImportError:
+                pass
         cls = self.reg.get(name)
         if cls is None and name.startswith('cudnn.'):
             # cudnn.torch's classes extend nn's and keep their fields: one that pynn.cudnn

@@ -293,7 +293,15 @@ class Module:
     def accGradParameters(self, input, gradOutput, scale=1):
         pass
 
-    def __call__(self, input, gradOutput=None):
+    def __call__(self, *args, **kwargs):
+        # nngraph (Lua's Module:__call__ once nngraph is loaded): no argument, a node or a list
+        # of nodes builds a graph node; a tensor (or table of tensors) runs forward as before.
+        if not args and not kwargs or _is_node_arg(args[0] if args else kwargs.get('input')):
+            from ..nngraph.node import module_call
+            return module_call(self, *args, *kwargs.values())
+        return self._forward_call(*args, **kwargs)
+
+    def _forward_call(self, input, gradOutput=None):
         self.forward(input)
         if gradOutput is not None:
             self.backward(input, gradOutput)
@@ -434,6 +442,13 @@ class Module:
 
     def _fail(self, expected, got):
         raise ValueError('%s: expected %s, got %s' % (self._name(), expected, describe(got)))
+
+
+def _is_node_arg(x):
+    """An nngraph.Node, or a non-empty list/tuple whose first element is one."""
+    if isinstance(x, (list, tuple)) and x:
+        x = x[0]
+    return getattr(type(x), '__typename__', None) == 'nngraph.Node'
 
 
 for _name in TRACED:  # the base implementations are traced too (Module.backward calls updateGradInput)

@@ -243,6 +243,9 @@ NEEDS.update({
 
 
 # nngraph
+# (nn.gModule is a container: its children declare their reads; its own gradOutput sums are
+# reported to the tracer as they happen. nngraph.JustElement / JustTable, which only pass
+# tables through, keep the conservative default: no Lua fixture exists to check a declaration.)
 NEEDS.update({
 })
 
@@ -301,7 +304,7 @@ POOLED_BUFFERS.update({
 
 # containers whose own copying is modelled exactly (see the module docstring)
 JOINING = ('nn.Concat', 'nn.DepthConcat', 'nn.Parallel')
-PASSING = ('nn.Sequential', 'nn.ParallelTable')
+PASSING = ('nn.Sequential', 'nn.ParallelTable', 'nn.gModule')   # gModule: its sums are reported
 
 
 def needs_of(m, method, rule='layer'):
@@ -378,13 +381,15 @@ def _pooled_obs(d, fields, name):
 
 
 class Call:
-    """One traced call: module index, method, enter/exit events, parent call, observations."""
-    __slots__ = ('idx', 'm', 'name', 'E', 'X', 'parent', 'kids', 'inp', 'go', 'out', 'gi', 'buf')
+    """One traced call: module index, method, enter/exit events, parent call, observations;
+    `extra`: the storages a container read or wrote itself just before this call."""
+    __slots__ = ('idx', 'm', 'name', 'E', 'X', 'parent', 'kids', 'inp', 'go', 'out', 'gi', 'buf', 'extra')
 
     def __init__(self, idx, m, name, E, parent):
         self.idx, self.m, self.name, self.E, self.parent = idx, m, name, E, parent
         self.X = None
         self.kids = []
+        self.extra = None
 
 
 class _Recorder:
@@ -397,12 +402,22 @@ class _Recorder:
         self.clock = 0
         self.calls = []
         self.stack = []
+        self.pending = []
+
+    def container_reads(self, container, reads, writes=()):
+        """A container reads `reads` and writes `writes` itself between its children's calls
+        (nngraph's gModule summing the gradOutputs of a node used twice into a buffer): they
+        are touched from the span before the next call to its end."""
+        _refs(reads, self.pending)
+        _refs(writes, self.pending)
 
     def enter(self, m, name, args):
         idx = self.index.get(id(m))
         parent = self.stack[-1] if self.stack else None
         c = Call(idx, m, name, self.clock, parent)
         self.clock += 1
+        if idx is not None and self.pending:
+            c.extra, self.pending = self.pending, []
         if idx is not None:
             c.inp = _refs(args[0], []) if args else []
             c.go = _refs(args[1], []) if len(args) > 1 else []
@@ -619,6 +634,8 @@ def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
     for c in rec.calls:
         m, name, E, X = c.m, c.name, c.E, c.X
         last = X - 1  # the last span inside the call
+        if c.extra:
+            touch(c.extra, max(E - 1, 0), last)
         mods_of = m.__dict__.get('modules')
         if mods_of is None:  # a leaf
             if name == 'updateOutput':

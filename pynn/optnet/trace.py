@@ -19,11 +19,18 @@ CONCAT_LIKE = ('nn.Concat', 'nn.Parallel', 'nn.DepthConcat')
 
 
 class Recorder:
-    """A tracer: `count` is the number of the next call; callbacks get (count, module, name, args)."""
+    """A tracer: `count` is the number of the next call; callbacks get (count, module, name, args).
+    `on_reads(count, container, reads, writes)` gets what a container reads and writes itself
+    between its children's calls (nngraph's gModule summing gradOutputs into a buffer),
+    numbered as the next call."""
 
-    def __init__(self, on_enter=None, on_exit=None):
+    def __init__(self, on_enter=None, on_exit=None, on_reads=None):
         self.count = 1
-        self.on_enter, self.on_exit = on_enter, on_exit
+        self.on_enter, self.on_exit, self.on_reads = on_enter, on_exit, on_reads
+
+    def container_reads(self, container, reads, writes=()):
+        if self.on_reads:
+            self.on_reads(self.count, container, reads, writes)
 
     def enter(self, module, name, args):
         if self.on_enter:
@@ -106,12 +113,27 @@ def optnet_analysis(net, input, mode):
             track.keep(args[1], 'used', c, max, K_NOT_USED, label)
             track.keep(m.gradInput, 'defined', c, min, K_NOT_DEFINED, label)
 
-    with tracing(Recorder(on_enter)):
+    def on_reads(c, m, reads, writes):
+        # a container's own reads and writes (a gModule summing the gradOutputs of a node
+        # used twice into a buffer) happen just before call c: uses and a definition at c
+        track.keep(reads, 'used', c, max, K_NOT_USED, m.__typename__)
+        track.keep(writes, 'defined', c, min, K_NOT_DEFINED, m.__typename__)
+        track.keep(writes, 'used', c, max, K_NOT_USED, m.__typename__)
+
+    with tracing(Recorder(on_enter, on_reads=on_reads)):
         out = net.forward(input)
         grad = None
         if mode == 'training':
             grad = recursive_clone(out)
             net.backward(input, grad)
+    # the caller reads the network's output (inference) or gradInput (training) after the
+    # run: a graph's output may also feed one of its nodes, and its gradInput may be the
+    # gradOutput an Identity input node passes on; neither may be reused after those reads
+    for t in tensors_of(out if mode == 'inference' else net.gradInput):
+        if t.storage() is not None:
+            info = track.by_storage.get(id(t.storage()))
+            if info is not None:
+                info.used = K_NOT_USED
 
     def always_live(x, name):
         # the original overwrites both fields, whatever they held
