@@ -44,7 +44,7 @@ def _lazy(name):
 
 
 def __getattr__(name):
-    if name in ('nn', 'optnet', 'cudnn'):
+    if name in ('nn', 'optnet', 'cudnn', 'optim', 'nngraph', 'cunn'):
         return _lazy(name)
     if name == 'models':
         from ._models import load
