@@ -9,7 +9,7 @@ import numpy as np
 
 from ..tensor import Tensor
 from .module import Module
-from .activation import lowbuf, check_tensor, xpof
+from .activation import lowbuf, check_tensor, xpof, check_same_elements
 
 
 def addmm_(C, alpha, A, B):
@@ -173,3 +173,429 @@ class Linear(Module):
     def __tostring__(self):
         return '%s(%d -> %d)%s' % (self.__typename__, self.weight.size(2), self.weight.size(1),
                                    ' without bias' if self.__dict__.get('bias') is None else '')
+
+
+# --- helpers ---------------------------------------------------------------------------------
+def _is_num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _scale(scale):
+    return 1 if scale is None else scale
+
+
+def _sizes_of(args):
+    """Lua's `...` sizes or one LongStorage -> a tuple of ints."""
+    from ..storage import Storage
+    if len(args) == 1 and isinstance(args[0], Storage):
+        return tuple(int(v) for v in args[0].tolist())
+    if len(args) == 1 and isinstance(args[0], (list, tuple)):
+        return tuple(int(v) for v in args[0])
+    return tuple(int(v) for v in args)
+
+
+def _long_storage(values):
+    from ..storage import Storage
+    st = Storage(len(values), np.int64)
+    if st.data is not None and len(values):
+        st.data[:] = values
+    return st
+
+
+def _storage_sizes(st):
+    return tuple(int(v) for v in st.tolist())
+
+
+def _sum_to(a, shape):
+    """Sum `a` over the axes where `shape` has 1 and `a` does not (expandAs's inverse)."""
+    axes = tuple(i for i, (s, t) in enumerate(zip(shape, a.shape)) if s == 1 and t != 1)
+    return a.sum(axis=axes, keepdims=True) if axes else a
+
+
+def _bshapes(b, input):
+    """CAdd/CMul: (shape of input's view, shape of the parameter's view) that broadcast, as Lua
+    picks them (same number of elements; same dims, expandAs; else per sample of a batch), or None."""
+    if input.nElement() == b.nElement():
+        return (input.nElement(),), (b.nElement(),)
+    if b.dim() == input.dim():
+        if all(bs == xs or bs == 1 for bs, xs in zip(b.size(), input.size())):
+            return input.size(), b.size()
+        return None
+    if input.dim() >= 1 and input.nElement() == input.size(1) * b.nElement():
+        return (input.size(1), b.nElement()), (1, b.nElement())
+    return None
+
+
+# --- Add / CAdd / CMul / Mul -----------------------------------------------------------------
+class Add(Module):
+    """y = x + b; b of inputSize elements (or one scalar with `scalar`), per sample for a batch."""
+
+    def __init__(self, inputSize, scalar=None):
+        super().__init__()
+        size = 1 if scalar else inputSize
+        self.scalar = scalar
+        self.bias = Tensor(size)
+        self.gradBias = Tensor(size)
+        self._ones = Tensor([1])
+        self.reset()
+
+    def reset(self, stdv=None):
+        stdv = stdv * math.sqrt(3) if stdv is not None else 1. / math.sqrt(self.bias.size(1))
+        self.bias.uniform(-stdv, stdv)
+
+    def _check(self, input):
+        check_tensor(self, input)
+        if self.scalar:
+            return
+        n = self.bias.nElement()
+        if input.isSameSizeAs(self.bias):
+            return
+        if input.dim() < 1 or input.nElement() != input.size(1) * n:
+            self._fail('an input of %d elements or a batch of them' % n, input)
+
+    def updateOutput(self, input):
+        self._check(input)
+        self.output.resizeAs(input)
+        batch = not self.scalar and not input.isSameSizeAs(self.bias)
+        if batch:
+            b = input.size(1)
+            if self._ones.nElement() != b:
+                self._ones.resize(b).fill(1)
+        if self.output.is_meta():
+            return self.output
+        out = self.output.numpy()
+        out[...] = input.numpy()
+        if self.scalar:
+            out += self.bias.numpy().reshape(-1)[0]
+        elif not batch:
+            out += self.bias.numpy()
+        else:
+            out.reshape(input.size(1), -1)[...] += self.bias.numpy().reshape(1, -1)
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        if self.__dict__.get('gradInput') is None:
+            return None
+        check_tensor(self, gradOutput, 'gradOutput')
+        self.gradInput.resizeAs(gradOutput)
+        if not self.gradInput.is_meta():
+            self.gradInput.numpy()[...] = gradOutput.numpy()
+        return self.gradInput
+
+    def accGradParameters(self, input, gradOutput, scale=1):
+        scale = _scale(scale)
+        if self.gradBias.is_meta():
+            return
+        gb, g = self.gradBias.numpy(), gradOutput.numpy()
+        if self.gradBias.size(1) == 1:
+            gb.reshape(-1)[0] += scale * g.sum()
+        elif input.isSameSizeAs(self.bias):
+            gb += scale * g
+        else:
+            gb.reshape(-1)[...] += scale * (g.reshape(input.size(1), -1).T @ self._ones.numpy())
+
+
+class CAdd(Module):
+    """y = x + b, b of any size broadcast (expandAs) over x, or per sample of a batch."""
+
+    def __init__(self, *sizes):
+        super().__init__()
+        size = _sizes_of(sizes)
+        self.size = _long_storage(size)
+        self.bias = Tensor(*size)
+        self.gradBias = Tensor(*size)
+        self.output.resize(*size)
+        self.reset()
+
+    def reset(self, stdv=None):
+        stdv = stdv * math.sqrt(3) if stdv is not None else 1.0 / math.sqrt(self.bias.nElement())
+        self.bias.uniform(-stdv, stdv)
+
+    def _shapes(self, input):
+        return _bshapes(self.bias, input)
+
+    def updateOutput(self, input):
+        check_tensor(self, input)
+        shapes = self._shapes(input)
+        if shapes is None:
+            self._fail('an input that %s expands to (or a batch of)' % 'x'.join(map(str, self.bias.size())),
+                       input)
+        self.output.resizeAs(input)
+        if self.output.is_meta():
+            return self.output
+        xs, bs = shapes
+        out = self.output.numpy()
+        out[...] = input.numpy()
+        out.reshape(xs)[...] += self.bias.numpy().reshape(bs)
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        check_tensor(self, gradOutput, 'gradOutput')
+        if self.__dict__.get('gradInput') is None:
+            self.gradInput = input.new()
+        self.gradInput.resizeAs(gradOutput)
+        if not self.gradInput.is_meta():
+            self.gradInput.numpy()[...] = gradOutput.numpy()
+        return self.gradInput
+
+    def accGradParameters(self, input, gradOutput, scale=1):
+        scale = _scale(scale)
+        shapes = self._shapes(gradOutput)
+        if shapes is None:
+            self._fail('gradOutput of the size of the output', gradOutput)
+        if self.gradBias.is_meta():
+            return
+        xs, bs = shapes
+        g = gradOutput.numpy().reshape(xs)
+        gb = self.gradBias.numpy().reshape(bs)
+        gb += scale * _sum_to(g, bs)
+
+    def clearState(self):
+        for f in ('_gradBias', '_expand', '_output', '_bias', '_repeat'):
+            self.__dict__.pop(f, None)
+        return super().clearState()
+
+
+class CMul(Module):
+    """y = x * w, w of any size broadcast (expandAs) over x, or per sample of a batch."""
+
+    def __init__(self, *sizes):
+        super().__init__()
+        size = _sizes_of(sizes)
+        self.size = _long_storage(size)
+        self.weight = Tensor(*size)
+        self.gradWeight = Tensor(*size)
+        self.output.resize(*size)
+        self.reset()
+
+    def reset(self, stdv=None):
+        stdv = stdv * math.sqrt(3) if stdv is not None else 1. / math.sqrt(self.weight.nElement())
+        self.weight.uniform(-stdv, stdv)
+
+    def _shapes(self, input):
+        return _bshapes(self.weight, input)
+
+    def updateOutput(self, input):
+        check_tensor(self, input)
+        shapes = self._shapes(input)
+        if shapes is None:
+            self._fail('an input that %s expands to (or a batch of)' % 'x'.join(map(str, self.weight.size())),
+                       input)
+        self.output.resizeAs(input)
+        if self.output.is_meta():
+            return self.output
+        xs, ws = shapes
+        out = self.output.numpy()
+        out[...] = input.numpy()
+        out.reshape(xs)[...] *= self.weight.numpy().reshape(ws)
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        if self.__dict__.get('gradInput') is None:
+            return None
+        check_tensor(self, gradOutput, 'gradOutput')
+        shapes = self._shapes(input)
+        if shapes is None or gradOutput.nElement() != input.nElement():
+            self._fail('gradOutput of the size of the input', gradOutput)
+        self.gradInput.resizeAs(input)
+        if self.gradInput.is_meta():
+            return self.gradInput
+        xs, ws = shapes
+        gi = self.gradInput.numpy().reshape(xs)
+        xpof(gi).multiply(gradOutput.numpy().reshape(xs), self.weight.numpy().reshape(ws), out=gi)
+        return self.gradInput
+
+    def accGradParameters(self, input, gradOutput, scale=1):
+        scale = _scale(scale)
+        shapes = self._shapes(input)
+        if shapes is None or gradOutput.nElement() != input.nElement():
+            self._fail('gradOutput of the size of the input', gradOutput)
+        xs, ws = shapes
+        if self.weight.nElement() != gradOutput.nElement():
+            if self.__dict__.get('_repeat') is None:
+                self._repeat = input.new()
+            self._repeat.resize(*xs)
+            if self.__dict__.get('_sum') is None:
+                self._sum = input.new()
+        if self.gradWeight.is_meta():
+            return
+        gw = self.gradWeight.numpy().reshape(ws)
+        x, g = input.numpy().reshape(xs), gradOutput.numpy().reshape(xs)
+        if self.weight.nElement() == gradOutput.nElement():
+            gw += scale * (x * g)
+            return
+        rep = self._repeat.numpy()
+        xpof(rep).multiply(x, g, out=rep)
+        s = _sum_to(rep, ws)
+        self._sum.resize(*s.shape)
+        self._sum.numpy()[...] = s
+        gw += scale * s
+
+    def clearState(self):
+        for f in ('_input', '_output', '_weight', '_gradWeight', '_expand', '_repeat', '_sum'):
+            self.__dict__.pop(f, None)
+        return super().clearState()
+
+
+class Mul(Module):
+    """y = w * x with a single learnable scalar w."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = Tensor(1)
+        self.gradWeight = Tensor(1)
+        self.reset()
+
+    def reset(self, stdv=None):
+        stdv = stdv * math.sqrt(3) if stdv is not None else 1. / math.sqrt(self.weight.size(1))
+        self.weight.uniform(-stdv, stdv)
+
+    def updateOutput(self, input):
+        check_tensor(self, input)
+        self.output.resizeAs(input)
+        if self.output.is_meta():
+            return self.output
+        out = self.output.numpy()
+        xpof(out).multiply(input.numpy(), self.weight.numpy()[0], out=out)
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        check_tensor(self, gradOutput, 'gradOutput')
+        check_same_elements(self, input, gradOutput)
+        self.gradInput.resizeAs(input)
+        if self.gradInput.is_meta():
+            return self.gradInput
+        gi = self.gradInput.numpy()
+        xpof(gi).multiply(gradOutput.numpy().reshape(gi.shape), self.weight.numpy()[0], out=gi)
+        return self.gradInput
+
+    def accGradParameters(self, input, gradOutput, scale=1):
+        check_same_elements(self, input, gradOutput)
+        if self.gradWeight.is_meta():
+            return
+        x, g = input.numpy().reshape(-1), gradOutput.numpy().reshape(-1)
+        self.gradWeight.numpy()[0] += _scale(scale) * xpof(x).dot(x, g)
+
+
+# --- Bilinear ----------------------------------------------------------------------------------
+class Bilinear(Module):
+    """y_k = x1^T W_k x2 + b_k for a batch of pairs {x1 (B x n1), x2 (B x n2)}."""
+
+    def __init__(self, inputSize1, inputSize2, outputSize, bias=None):
+        super().__init__()
+        for v in (inputSize1, inputSize2, outputSize):
+            if not isinstance(v, int) or v <= 0:
+                raise ValueError('nn.Bilinear: inputSize1, inputSize2 and outputSize should be positive integers')
+        bias = True if bias is None else bias
+        self.weight = Tensor(outputSize, inputSize1, inputSize2)
+        self.gradWeight = Tensor(outputSize, inputSize1, inputSize2)
+        if bias:
+            self.bias = Tensor(outputSize)
+            self.gradBias = Tensor(outputSize)
+        self.gradInput = [Tensor(), Tensor()]
+        self.reset()
+
+    def reset(self, stdv=None):
+        if stdv is not None:
+            if not _is_num(stdv) or stdv <= 0:
+                raise ValueError('nn.Bilinear: standard deviation should be a positive number')
+            stdv = stdv * math.sqrt(3)
+        else:
+            stdv = 1 / math.sqrt(self.weight.size(2))
+        self.weight.uniform(-stdv, stdv)
+        if self.__dict__.get('bias') is not None:
+            self.bias.uniform(-stdv, stdv)
+        return self
+
+    def _check(self, input):
+        if not isinstance(input, list) or len(input) != 2 or not all(isinstance(t, Tensor) for t in input):
+            self._fail('a table containing two data Tensors', input)
+        a, b = input
+        for t in input:
+            if t.type() != self._type:
+                self._fail('inputs of type %s' % self._type, input)
+        if a.dim() != 2 or b.dim() != 2:
+            self._fail('two-dimensional input Tensors', input)
+        if a.size(1) != b.size(1):
+            self._fail('input Tensors with the same number of rows (instances)', input)
+        if a.size(2) != self.weight.size(2) or b.size(2) != self.weight.size(3):
+            self._fail('inputs of %d and %d columns' % (self.weight.size(2), self.weight.size(3)), input)
+
+    def _check_grad(self, input, gradOutput):
+        self._check(input)
+        check_tensor(self, gradOutput, 'gradOutput')
+        if gradOutput.dim() != 2 or gradOutput.size(1) != input[0].size(1) or \
+                gradOutput.size(2) != self.weight.size(1):
+            self._fail('gradOutput of size %dx%d' % (input[0].size(1), self.weight.size(1)), gradOutput)
+
+    def updateOutput(self, input):
+        self._check(input)
+        if self.__dict__.get('buff2') is None:
+            self.buff2 = input[0].new()
+        self.buff2.resizeAs(input[1])
+        self.output.resize(input[0].size(1), self.weight.size(1))
+        if self.output.is_meta():
+            return self.output
+        x1, x2, W = input[0].numpy(), input[1].numpy(), self.weight.numpy()
+        xp = xpof(W)
+        out = self.output.numpy()
+        t = xp.matmul(x1[None, :, :], W)                 # K x B x n2: x1 W_k
+        t *= x2[None, :, :]
+        out[...] = t.sum(axis=2).T
+        if self.__dict__.get('bias') is not None:
+            out += self.bias.numpy()
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        if self.__dict__.get('gradInput') is None:
+            return None
+        self._check_grad(input, gradOutput)
+        if not isinstance(self.gradInput, list) or len(self.gradInput) == 0:
+            self.gradInput = [input[0].new(), input[0].new()]
+        self.gradInput[0].resizeAs(input[0])
+        self.gradInput[1].resizeAs(input[1])
+        if self.weight.size(1) > 1:
+            if self.__dict__.get('buff1') is None:
+                self.buff1 = input[0].new()
+            self.buff1.resizeAs(input[0])
+        if self.gradInput[0].is_meta():
+            return self.gradInput
+        x1, x2, W, g = input[0].numpy(), input[1].numpy(), self.weight.numpy(), gradOutput.numpy()
+        xp = xpof(W)
+        # gradInput1[b, i] = sum_k g[b, k] sum_j W[k, i, j] x2[b, j]; gradInput2 likewise
+        t1 = xp.matmul(x2[None, :, :], W.transpose(0, 2, 1))  # K x B x n1
+        t1 *= g.T[:, :, None]
+        self.gradInput[0].numpy()[...] = t1.sum(axis=0)
+        t2 = xp.matmul(x1[None, :, :], W)                     # K x B x n2
+        t2 *= g.T[:, :, None]
+        self.gradInput[1].numpy()[...] = t2.sum(axis=0)
+        return self.gradInput
+
+    def accGradParameters(self, input, gradOutput, scale=1):
+        self._check_grad(input, gradOutput)
+        scale = _scale(scale)
+        if not _is_num(scale) or scale < 0:
+            raise ValueError('%s: scale must be a non-negative number' % self._name())
+        if self.__dict__.get('buff1') is None:
+            self.buff1 = input[0].new()
+        self.buff1.resizeAs(input[0])
+        if self.gradWeight.is_meta():
+            return
+        x1, x2, g = input[0].numpy(), input[1].numpy(), gradOutput.numpy()
+        xp = xpof(g)
+        # Lua adds (x1 .* g_k)^T x2 to gradWeight[k] without the scale (only the bias is scaled)
+        t = x1.T[None, :, :] * g.T[:, None, :]                 # K x n1 x B
+        self.gradWeight.numpy()[...] += xp.matmul(t, x2[None, :, :])
+        if self.__dict__.get('bias') is not None:
+            self.gradBias.numpy()[...] += scale * g.sum(axis=0)
+
+    def clearState(self):
+        for f in ('buff1', 'buff2'):
+            if self.__dict__.get(f) is not None:
+                self.__dict__[f].set()
+        return super().clearState()
+
+    def __tostring__(self):
+        return '%s(%dx%d -> %d) %s' % (self.__typename__, self.weight.size(2), self.weight.size(3),
+                                       self.weight.size(1),
+                                       ' without bias' if self.__dict__.get('bias') is None else '')
