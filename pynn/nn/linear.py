@@ -1092,3 +1092,6 @@ class Maxout(Sequential):
         if 'nn.Max' not in reg:
             raise NotImplementedError('nn.Maxout needs nn.Max, which this pynn lacks')
         self.add(reg['nn.Max'](1, 2))
+
+
+from .linear_sparse import LookupTable, SparseLinear, IndexLinear, PartialLinear  # noqa: E402,F401
