@@ -124,7 +124,86 @@ _NAMES = {v: k for k, v in TYPES.items()}  # ('tensor', 'Double', 'cpu') -> 'tor
 
 # Torch classes written as raw C structs (or not at all): no way to read them as data.
 _UNREADABLE = {'torch.Generator', 'torch.File', 'torch.DiskFile', 'torch.MemoryFile',
-               'torch.PipeFile', 'torch.Timer', 'torch.Allocator'}
+               'torch.PipeFile', 'torch.Allocator'}
+
+
+class Timer:
+    """torch.Timer (nn.Profile holds one). Lua nn makes it serializable with an empty write and
+    a read that keeps a fresh timer: it is written as its class name only, and loads as a new,
+    running Timer. time() -> {'real', 'user', 'sys'} seconds, as Lua's."""
+
+    __typename__ = 'torch.Timer'
+
+    def __init__(self):
+        self.reset()
+
+    @staticmethod
+    def _now():
+        import os
+        import time
+        t = os.times()
+        return time.perf_counter(), t.user, t.system
+
+    def reset(self):
+        self._total = [0.0, 0.0, 0.0]
+        self._start = self._now()
+        self._running = True
+        return self
+
+    def stop(self):
+        if self._running:
+            now = self._now()
+            self._total = [a + n - s for a, n, s in zip(self._total, now, self._start)]
+            self._running = False
+        return self
+
+    def resume(self):
+        if not self._running:
+            self._start = self._now()
+            self._running = True
+        return self
+
+    def time(self):
+        tot = self._total
+        if self._running:
+            now = self._now()
+            tot = [a + n - s for a, n, s in zip(tot, now, self._start)]
+        return {'real': tot[0], 'user': tot[1], 'sys': tot[2]}
+
+    def __getstate__(self):
+        return {}
+
+    def __setstate__(self, state):
+        self.reset()
+
+    def __repr__(self):
+        return 'torch.Timer'
+
+
+class _ReadObjects:
+    """The `file` a class's read(file, version) gets: readObject() returns, in order, the objects
+    its Lua write wrote after the class name (already loaded)."""
+
+    def __init__(self, objects):
+        self._objects = list(objects)
+
+    def readObject(self):
+        return self._objects.pop(0) if self._objects else None
+
+
+class _WriteObjects:
+    """The `file` a class's write(file) gets: writeObject(x) queues x to be written."""
+
+    def __init__(self):
+        self.objects = []
+
+    def writeObject(self, obj):
+        self.objects.append(obj)
+
+
+def _lua_objects(cls):
+    """How many objects the Lua class writes after its name (its own write/read: nn.GPU 2)."""
+    return getattr(cls, '__t7_objects__', 1) if cls is not None else 1
 
 # Class versions (Lua's `__version`; 1 when a class does not set it). Written as 'V <n>'.
 LUA_VERSIONS = {'nn.BatchNormalization': 2, 'nn.SpatialBatchNormalization': 2,
@@ -415,7 +494,7 @@ class _Table(_Node):
 
 
 class _Torch(_Node):
-    __slots__ = ('name', 'version', 'what', 'kind', 'device', 'size', 'stride', 'soffset', 'payload')
+    __slots__ = ('name', 'version', 'what', 'kind', 'device', 'size', 'stride', 'soffset', 'payload', 'multi')
 
 
 class _Func(_Node):
@@ -444,6 +523,7 @@ class _Parser:
         self.allow_functions = allow_functions
         self.objects = []   # objects[i - 1]: the node with reference index i
         self.nodes = []     # every node, referenced or not, in file order
+        self.classes = None
 
     def parse(self):
         """Read one object without Python recursion: each _object() is a generator that
@@ -600,7 +680,20 @@ class _Parser:
                 items.append((yield))
             node.payload = items
             return node
+        if name == 'torch.Timer':   # Lua nn's dummy serialization: nothing after the name
+            node.what = 'timer'
+            node.payload = None
+            return node
         node.what = 'object'
+        if self.classes is None:
+            self.classes = _Classes()
+        n = _lua_objects(self.classes.get(name))
+        if n != 1:   # a class whose Lua write emits several objects (nn.GPU: header, fields)
+            node.multi = []
+            for _ in range(n):
+                node.multi.append((yield))
+            node.payload = None
+            return node
         node.payload = yield
         return node
 
@@ -695,6 +788,8 @@ class _Builder:
             node.obj = TdsVec()
         elif node.what == 'tds.Hash':
             node.obj = TdsHash()
+        elif node.what == 'timer':
+            node.obj = Timer()
         else:
             cls = self.classes.get(node.name)
             payload = node.payload
@@ -761,6 +856,10 @@ class _Builder:
     def _fill_object(self, node):
         """Fill a torch object's fields; True when it is an instance of a pynn class."""
         obj = node.obj
+        multi = getattr(node, 'multi', None)
+        if multi is not None and not isinstance(obj, (TorchObject, UnknownModule)):
+            obj.read(_ReadObjects([_val(x) for x in multi]), node.version)
+            return True
         fields = _val(node.payload)
         if isinstance(fields, list) and not fields:
             fields = {}
@@ -1206,6 +1305,11 @@ class _Writer:
             e.long(obj.size())
             e.array(data, kind)
             return
+        if isinstance(obj, Timer):
+            if self._new_ref(obj, TYPE_TORCH):
+                return
+            self._torch_head(1, 'torch.Timer')
+            return
         if _is_module_like(obj):
             d = obj.__dict__
             for flag in _OPTIMIZED:
@@ -1224,6 +1328,12 @@ class _Writer:
             self._torch_head(version, name)
             if '_pynn_payload' in d:
                 yield d['_pynn_payload'], path
+                return
+            if _lua_objects(type(obj)) != 1:   # the class's own Lua-style write (nn.GPU)
+                sink = _WriteObjects()
+                obj.write(sink)
+                for i, x in enumerate(sink.objects):
+                    yield x, '%s<object %d>' % (path, i + 1)
                 return
             fields = {}
             for k, v in d.items():
