@@ -318,16 +318,18 @@ class SparseLinear(Module):
         n_out = self.weight.size(1)
         if legacyMode:
             gradOutput.resize(input.size(1), n_out)
+            if self.gradWeight.is_meta():
+                return
             x = input.numpy()
             rows = np.repeat(np.arange(x.shape[0]), x.shape[1])
             cols, vals = x[:, :, 0].reshape(-1), x[:, :, 1].reshape(-1)
         else:
             if not batchMode:
                 gradOutput.resize(1, gradOutput.size(1))
+            if self.gradWeight.is_meta():
+                return
             f = self.formatted_input.numpy()
             rows, cols, vals = f[:, 0].astype(np.int64) - 1, f[:, 1], f[:, 2]
-        if self.gradWeight.is_meta():
-            return
         g = gradOutput.numpy()
         gw = self.gradWeight.numpy()
         xp = xpof(gw)
