@@ -98,14 +98,19 @@ class Bottle(Decorator):
             self.output.set(self._call(0, 'updateOutput', input))
         return self.output
 
-    def _shape(self, t):
-        return [int(v) for v in t.numpy()] if not t.is_meta() else None
+    def _shapes(self, input):
+        """inShape, outShape of the last forward (kept in the tensors of those names, as Lua; a
+        meta module has no values there, so they are derived from the sizes)."""
+        if not self.inShape.is_meta():
+            return [int(v) for v in self.inShape.tolist()], [int(v) for v in self.outShape.tolist()]
+        b = input.dim() - self.nInputDim + 1
+        inShape = [int(np.prod(input.size()[:b]))] + list(input.size()[b:])
+        return inShape, list(self.modules[0].output.size())
 
     def updateGradInput(self, input, gradOutput):
         m = self.modules[0]
         if input.dim() > self.nInputDim:
-            inShape = [int(v) for v in self.inShape.tolist()]
-            outShape = [int(v) for v in self.outShape.tolist()]
+            inShape, outShape = self._shapes(input)
             self._call(0, 'updateGradInput', input.view(*inShape), gradOutput.view(*outShape))
             if m.gradInput is not None:
                 self.gradInput.set(m.gradInput.viewAs(input))
@@ -120,8 +125,9 @@ class Bottle(Decorator):
 
     def accGradParameters(self, input, gradOutput, scale=1):
         if input.dim() > self.nInputDim:
-            input = input.view(*[int(v) for v in self.inShape.tolist()])
-            gradOutput = gradOutput.view(*[int(v) for v in self.outShape.tolist()])
+            inShape, outShape = self._shapes(input)
+            input = input.view(*inShape)
+            gradOutput = gradOutput.view(*outShape)
         self._call(0, 'accGradParameters', input, gradOutput, scale)
 
 
