@@ -36,6 +36,12 @@ nn.X, known to pynn    an instance of `pynn.nn.registry()['nn.X']`, made without
                        by `UPGRADES` (SpatialConvolution's 2-D weight and `padding`,
                        BatchNormalization's running_std of version 1, pooling's ceil_mode
                        and padding, Dropout v1, ...).
+torch.Timer            `Timer` (nn.Profile holds one): Lua nn writes it as its class name
+                       only and reads a fresh timer; so does pynn.
+nn.GPU                 a class whose Lua write/read write several objects after the class
+                       name (`__t7_objects__`; nn.GPU: a header {_type, device}, then the
+                       fields): its `write(file)` / `read(file, version)` get a file with
+                       writeObject / readObject, as Lua's.
 other torch class      `UnknownModule` (looks like an nn module: named nn.* / cudnn.*, or
                        has output/gradInput fields) or `TorchObject`: keeps its class
                        name (`torch_typename()`, `__typename__`), version and fields, and
@@ -92,7 +98,7 @@ from .tensor import Tensor, _extent
 from .nn.module import Module, Criterion
 
 __all__ = ['load', 'save', 'loads', 'dumps', 'T7FormatError', 'T7FunctionError', 'TorchObject',
-           'UnknownModule', 'LuaFunction', 'TdsVec', 'TdsHash', 'TableKey', 'TYPES', 'UPGRADES']
+           'UnknownModule', 'LuaFunction', 'TdsVec', 'TdsHash', 'TableKey', 'TYPES', 'UPGRADES', 'Timer']
 
 TYPE_NIL = 0
 TYPE_NUMBER = 1

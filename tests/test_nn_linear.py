@@ -645,7 +645,6 @@ def test_maxout_and_partial_linear_need_their_parts():
         close(y, ref)
     if 'nn.MM' in reg:
         m = nn.PartialLinear(4, 5)
-        m.reset = None
         m.network.modules[0].modules[1].weight.normal()
         m.bias.normal()
         m.setPartition(pynn.LongTensor([2, 5]))

@@ -178,10 +178,11 @@ class LookupTable(Module):
         _add_at(xp, gw, idx - 1, g * s[:, None])
 
     def type(self, name=None, tensorCache=None):
+        if name is None:
+            return super().type()
         super().type(name, tensorCache)
-        if name is not None:
-            self._count = Tensor(kind='Int')
-            self._input = Tensor(kind='Long')
+        self._count = Tensor(kind='Int')   # Lua: the index buffers stay Int/Long on the CPU
+        self._input = Tensor(kind='Long')
         return self
 
     def clearState(self):
@@ -794,10 +795,6 @@ class PartialLinear(Module):
         self.network.updateParameters(learningRate)
         if self.__dict__.get('bias') is not None:
             self.bias.add(-learningRate, self.gradBias)
-
-    def type(self, name=None, tensorCache=None):
-        super().type(name, tensorCache)
-        return self
 
     def __tostring__(self):
         return '%s(%d -> %d)%s' % (self.__typename__, self.inputsize, self.outputsize,
