@@ -38,10 +38,12 @@ nn.X, known to pynn    an instance of `pynn.nn.registry()['nn.X']`, made without
                        and padding, Dropout v1, ...).
 torch.Timer            `Timer` (nn.Profile holds one): Lua nn writes it as its class name
                        only and reads a fresh timer; so does pynn.
-nn.GPU                 a class whose Lua write/read write several objects after the class
-                       name (`__t7_objects__`; nn.GPU: a header {_type, device}, then the
-                       fields): its `write(file)` / `read(file, version)` get a file with
-                       writeObject / readObject, as Lua's.
+nn.GPU, nn.WeightNorm  classes with their own Lua write: `write(file)` gets a file whose
+                       writeObject queues what follows the class name (nn.WeightNorm: its
+                       fields without weight and gradWeight). Where Lua writes several
+                       objects (`__t7_objects__`; nn.GPU: a header {_type, device}, then the
+                       fields), `read(file, version)` gets a file whose readObject returns
+                       them in order.
 other torch class      `UnknownModule` (looks like an nn module: named nn.* / cudnn.*, or
                        has output/gradInput fields) or `TorchObject`: keeps its class
                        name (`torch_typename()`, `__typename__`), version and fields, and
@@ -1335,7 +1337,7 @@ class _Writer:
             if '_pynn_payload' in d:
                 yield d['_pynn_payload'], path
                 return
-            if _lua_objects(type(obj)) != 1:   # the class's own Lua-style write (nn.GPU)
+            if callable(getattr(type(obj), 'write', None)):   # the class's own Lua-style write
                 sink = _WriteObjects()
                 obj.write(sink)
                 for i, x in enumerate(sink.objects):

@@ -455,6 +455,8 @@ from pathlib import Path  # noqa: E402
 
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
+from pynn import serialization  # noqa: E402
+
 HYP = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 REF = Path(__file__).resolve().parents[1] / '..' / 'shared' / 'reference' / 'lua-nn'
 
@@ -707,7 +709,7 @@ def test_gpu_writes_and_reads_as_lua():
     back = roundtrip(m)
     assert type(back) is nn.GPU and back.device == 2 and back.outdevice == 2
     close(back.modules[0].weight, m.modules[0].weight)
-    raw = pynn.serialization.dumps(m)
+    raw = serialization.dumps(m)
     # Lua's GPU:write: class name, then the header table {_type, device}, then the fields
     i = raw.index(b'nn.GPU') + len(b'nn.GPU')
     # a table (tag 3) of 2 entries: 1 -> '<_type>', 2 -> device
@@ -716,23 +718,23 @@ def test_gpu_writes_and_reads_as_lua():
     if (REF / 'GPU_1.t7').exists():
         data = (REF / 'GPU_1.t7').read_bytes()
         fx = pynn.load(REF / 'GPU_1.t7')
-        assert pynn.serialization.dumps(fx) == data      # byte for byte as Lua wrote it
+        assert serialization.dumps(fx) == data      # byte for byte as Lua wrote it
         assert str(fx['module']) == 'nn.GPU(1) @ nn.Linear(3 -> 2)'
 
 
 def test_profile_timer_loads_and_saves():
     m = nn.Profile(nn.Linear(3, 2), 10, 'lin')
-    assert isinstance(m.timer, pynn.serialization.Timer)
+    assert isinstance(m.timer, serialization.Timer)
     back = roundtrip(m)
-    assert isinstance(back.timer, pynn.serialization.Timer) and back.name == 'lin'
+    assert isinstance(back.timer, serialization.Timer) and back.name == 'lin'
     t = back.timer.time()
     assert set(t) == {'real', 'user', 'sys'} and t['real'] >= 0
     back.forward(P(randn(2, 3)))
     assert back.numFwds == 1
-    assert isinstance(m.clone().timer, pynn.serialization.Timer)
+    assert isinstance(m.clone().timer, serialization.Timer)
     if (REF / 'Profile_1.t7').exists():
         data = (REF / 'Profile_1.t7').read_bytes()
-        assert pynn.serialization.dumps(pynn.load(REF / 'Profile_1.t7')) == data
+        assert serialization.dumps(pynn.load(REF / 'Profile_1.t7')) == data
 
 
 # --------------------------------------------------------------------------- float32 and meta
@@ -752,3 +754,17 @@ def test_decorators_float32_and_meta(make):
     assert ym.is_meta() and ym.size() == y.size()
     gm = meta.backward(pynn.MetaDoubleTensor(*x.size()), pynn.MetaDoubleTensor(*y.size()))
     assert gm.size() == x.size()
+
+
+def test_weightnorm_writes_as_lua_without_weight():
+    pynn.manualSeed(8)
+    m = nn.WeightNorm(nn.Linear(3, 4))
+    m.forward(P(randn(2, 3)))
+    raw = serialization.dumps(m)
+    back = pynn.load(io.BytesIO(raw))
+    assert back.weight is back.modules[0].weight and back.gradWeight is back.modules[0].gradWeight
+    close(back.weight, m.weight)
+    assert 'weight' in m.modules[0].__dict__      # the saved network keeps its weight
+    if (REF / 'WeightNorm_1.t7').exists():
+        data = (REF / 'WeightNorm_1.t7').read_bytes()
+        assert serialization.dumps(pynn.load(REF / 'WeightNorm_1.t7')) == data

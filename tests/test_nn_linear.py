@@ -659,3 +659,13 @@ def test_maxout_and_partial_linear_need_their_parts():
         gb[0, [1, 4]] = g.numpy().sum(0)
         close(m.gradBias, gb)
         assert str(m) == 'nn.PartialLinear(4 -> 5)'
+
+
+def test_linear_weight_norm_after_clear_state():
+    m = nn.LinearWeightNorm(3, 2)
+    y = m.forward(rnd(2, 3)).clone()
+    m.clearState()
+    assert m.weight.storage() is None
+    close(m.forward(rnd(2, 3)), y)
+    with pytest.raises(ValueError, match='nn.LinearWeightNorm'):
+        m.forward(rnd(2, 4))

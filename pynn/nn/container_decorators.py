@@ -362,6 +362,22 @@ class WeightNorm(Decorator):
             return [self.v, self.g, self.bias], [self.gradV, self.gradG, self.gradBias]
         return [self.v, self.g], [self.gradV, self.gradG]
 
+    def write(self, file):
+        """Lua's WeightNorm:write: the fields without weight and gradWeight (here and in the
+        module), which read() recomputes from v and g."""
+        import copy
+        m = self.modules[0]
+        inner = copy.copy(m)
+        inner.__dict__ = {k: v for k, v in m.__dict__.items() if k not in ('weight', 'gradWeight')}
+        fields = {}
+        for k, v in self.__dict__.items():
+            if k in ('weight', 'gradWeight') or k.startswith('_pynn'):
+                continue
+            fields[k] = [inner] + list(v[1:]) if k == 'modules' else v
+        if fields.get('weightSize') is None:
+            fields['weightSize'] = Storage(list(m.weight.size()), np.int64)
+        file.writeObject(fields)
+
     def read(self, file=None, version=None):
         """Lua's WeightNorm:read: files hold no weight/gradWeight (its write drops them); they are
         recomputed from v and g. Called by pynn.load after the fields were filled."""

@@ -508,6 +508,20 @@ class LinearWeightNorm(Linear):
             self.updateWeightMatrix()
         return super().evaluate()
 
+    def _check_input(self, input):   # sizes from v: weight is a buffer (empty after clearState)
+        check_tensor(self, input, dims=(1, 2), dims_text='input must be vector or matrix (1D or 2D tensor)')
+        n_in = self.v.size(2)
+        if input.size(input.dim()) != n_in:
+            self._fail('%d input features (input must be vector or matrix of %d columns)' % (n_in, n_in),
+                       input)
+
+    def _check_grad(self, input, gradOutput):
+        self._check_input(input)
+        check_tensor(self, gradOutput, 'gradOutput')
+        want = (self.v.size(1),) if input.dim() == 1 else (input.size(1), self.v.size(1))
+        if gradOutput.size() != want:
+            self._fail('gradOutput of size %s' % 'x'.join(map(str, want)), gradOutput)
+
     def initFromWeight(self, weight=None):
         weight = self.weight if weight is None else weight
         if not self.g.is_meta():
