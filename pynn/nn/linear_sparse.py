@@ -281,12 +281,10 @@ class SparseLinear(Module):
         if not self.output.is_meta():
             f = self.formatted_input.numpy()
             xp = xpof(f)
-            marker = 0
-            for i, t in enumerate(input):  # one slice copy per sample of the table
-                n = t.size(1)
-                f[marker:marker + n, 1:] = t.numpy()
-                f[marker:marker + n, 0] = i + 1
-                marker += n
+            sizes = [t.size(1) for t in input]
+            if size:   # rows: (sample number, index, value), samples in table order
+                xp.concatenate([t.numpy().reshape(-1, 2) for t in input if t.nElement()], axis=0, out=f[:, 1:])
+                f[:, 0] = xp.repeat(xp.arange(1, nb + 1, dtype=f.dtype), xp.asarray(sizes))
             self._scatter(f[:, 0].astype(np.int64) - 1, f[:, 1], f[:, 2])
         if not batchMode:
             self.output = self.output.select(1, 1)
