@@ -104,7 +104,7 @@ class ParallelCriterion(Criterion):
 
     def type(self, name=None, tensorCache=None):
         if name is None:
-            return super().type()
+            return self.criterions[0].type() if self.criterions else None
         self.gradInput = []
         return super().type(name, tensorCache)
 
@@ -145,7 +145,7 @@ class MultiCriterion(Criterion):
 
     def type(self, name=None, tensorCache=None):
         if name is None:
-            return super().type()
+            return self.criterions[0].type() if self.criterions else super().type()
         for c in self.criterions:
             c.type(name)
         return super().type(name, tensorCache)
