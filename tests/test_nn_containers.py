@@ -768,3 +768,15 @@ def test_weightnorm_writes_as_lua_without_weight():
     if (REF / 'WeightNorm_1.t7').exists():
         data = (REF / 'WeightNorm_1.t7').read_bytes()
         assert serialization.dumps(pynn.load(REF / 'WeightNorm_1.t7')) == data
+
+
+def test_bottle_bad_input_and_printing():
+    m = nn.Bottle(nn.Linear(3, 2))
+    for bad in (P(randn(3)), [P(randn(2, 3))]):
+        with pytest.raises(ValueError, match='nn.Bottle'):
+            m.forward(bad)
+    with pytest.raises(ValueError, match='In 1st module of nn.Bottle'):
+        m.forward(P(randn(2, 2, 4)))
+    assert m.forward(P(randn(2, 2, 3))).size() == (2, 2, 2)
+    assert str(m) == 'nn.Bottle @ nn.Linear(3 -> 2)'
+    assert str(nn.WeightNorm(nn.Linear(3, 2))) == 'nn.WeightNorm @ nn.Linear(3 -> 2)'

@@ -669,3 +669,21 @@ def test_linear_weight_norm_after_clear_state():
     close(m.forward(rnd(2, 3)), y)
     with pytest.raises(ValueError, match='nn.LinearWeightNorm'):
         m.forward(rnd(2, 4))
+
+
+def test_sparse_layers_float32_and_meta():
+    m = nn.SparseLinear(5, 3).float()
+    x = [_sparse([(1, 0.5), (4, -1.0)]).float(), _sparse([(2, 2.0)]).float()]
+    y = m.forward(x)
+    assert y.type() == 'torch.FloatTensor' and y.size() == (2, 3)
+    m.backward(x, pynn.FloatTensor(2, 3).fill(1))
+    np.testing.assert_allclose(m.gradBias.numpy(), [2, 2, 2])
+    mm = nn.SparseLinear(5, 3).type('torch.MetaDoubleTensor')
+    assert mm.forward([pynn.MetaDoubleTensor(2, 2), pynn.MetaDoubleTensor(1, 2)]).size() == (2, 3)
+    mm.backward([pynn.MetaDoubleTensor(2, 2), pynn.MetaDoubleTensor(1, 2)], pynn.MetaDoubleTensor(2, 3))
+    il = nn.IndexLinear(5, 2).float()
+    il.reset()
+    y = il.forward([[pynn.LongTensor([1, 3])], [pynn.FloatTensor([1.0, 2.0])]])
+    assert y.type() == 'torch.FloatTensor' and y.size() == (1, 2)
+    np.testing.assert_allclose(y.numpy()[0], il.weight.numpy()[0] + 2 * il.weight.numpy()[2] + il.bias.numpy(),
+                               rtol=1e-6)
