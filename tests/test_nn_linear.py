@@ -687,3 +687,71 @@ def test_sparse_layers_float32_and_meta():
     assert y.type() == 'torch.FloatTensor' and y.size() == (1, 2)
     np.testing.assert_allclose(y.numpy()[0], il.weight.numpy()[0] + 2 * il.weight.numpy()[2] + il.bias.numpy(),
                                rtol=1e-6)
+
+
+def _index_linear_reference_sgd(w, b, keys, rows, gb, lr, wd, off):
+    """THNN's IndexLinear_updateParameters loop (outDim > 1, no normalize), entry by entry."""
+    b = b - lr * gb
+    for k, g in zip(keys, rows):
+        r = k + off
+        if wd:
+            w[r] -= w[r] * wd
+        w[r] -= g * lr
+    return w, b
+
+
+@pytest.mark.parametrize('wd', [0, 0.1])
+def test_index_linear_update_parameters_accumulated_and_duplicates(wd):
+    m = nn.IndexLinear(5, 3)
+    m.reset()
+    m.weightDecay = wd
+    w0, b0 = m.weight.numpy().copy(), m.bias.numpy().copy()
+    batches = [[[pynn.LongTensor([1, 3, 1])], [pynn.DoubleTensor([1.0, 2.0, -1.0])]],
+               [[pynn.LongTensor([3]), pynn.LongTensor([5, 3])], [pynn.DoubleTensor([0.5]), pynn.DoubleTensor([1.0, 1.0])]]]
+    m.zeroGradParameters()
+    keys, rows = [], []
+    for i, x in enumerate(batches):          # two accumulations: counter 3, the concatenated path
+        y = m.forward(x)
+        g = rnd(*y.size(), seed=i)
+        m.backward(x, g)
+        keys.extend(m.keys.numpy().tolist())
+        rows.extend(m.running['gradWeight'][i].numpy())
+    assert m.running['counter'] == 3
+    gb = m.gradBias.numpy().copy()
+    m.updateParameters(0.1)
+    w, b = _index_linear_reference_sgd(w0, b0, keys, rows, gb, 0.1, wd, -1)
+    np.testing.assert_allclose(m.weight.numpy(), w, atol=1e-12)
+    np.testing.assert_allclose(m.bias.numpy(), b, atol=1e-12)
+    # accUpdateGradParameters: the same step straight from the last forward's keys and values
+    m2 = nn.IndexLinear(5, 3)
+    m2.reset()
+    m2.weightDecay = wd
+    x = batches[0]
+    w0, b0 = m2.weight.numpy().copy(), m2.bias.numpy().copy()
+    g = rnd(1, 3, seed=4)
+    m2.forward(x)
+    m2.accUpdateGradParameters(x, g, 0.5)
+    rows = [0.5 * v * g.numpy()[0] for v in x[1][0].numpy()]
+    w, b = _index_linear_reference_sgd(w0, b0, x[0][0].numpy().tolist(), rows, 0.5 * g.numpy()[0], 1, wd, -1)
+    np.testing.assert_allclose(m2.weight.numpy(), w, atol=1e-12)
+    np.testing.assert_allclose(m2.bias.numpy(), b, atol=1e-12)
+
+
+def test_index_linear_normalize_update_parameters():
+    m = nn.IndexLinear(4, 2, False, None, None, None, True)
+    m.reset()
+    x = [[pynn.LongTensor([2, 2, 4])], [pynn.DoubleTensor([1.5, -3.0, 0.5])]]
+    m.zeroGradParameters()
+    y = m.forward(x)
+    m.backward(x, rnd(*y.size(), seed=2))
+    w = m.weight.numpy().copy()
+    b = m.bias.numpy() - 0.1 * m.gradBias.numpy()
+    G = m.running['gradWeight'][0].numpy()
+    assert G.shape == (3, 4)                 # [gradOutput, value * gradOutput] per key
+    for k, g in zip(m.keys.numpy() - 1, G):   # THNN's loop, entry by entry
+        lr = 0.1 * w[k, 2]
+        w[k, 3] -= (g[:2] * w[k, 4:]).sum() * lr
+        w[k, 4:] -= g[2:] * lr
+    m.updateParameters(0.1)
+    np.testing.assert_allclose(m.weight.numpy(), w, atol=1e-12)
+    np.testing.assert_allclose(m.bias.numpy(), b, atol=1e-12)

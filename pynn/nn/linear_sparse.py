@@ -636,30 +636,114 @@ class IndexLinear(Module):
                     self.gradInput = [self.gradInput[0][0], self.gradInput[1][0]]
         return self.gradInput
 
+    @staticmethod
+    def _rounds(keys):
+        """Entries grouped in rounds: round r holds the r-th occurrence of each key (so a round's
+        keys are distinct and its updates vectorize); rounds run in order, as THNN's loop."""
+        n = keys.size
+        if n == 0:
+            return []
+        order = np.lexsort((np.arange(n), keys))
+        k = keys[order]
+        start = np.concatenate(([True], k[1:] != k[:-1]))
+        first = np.maximum.accumulate(np.where(start, np.arange(n), 0))
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n) - first
+        return [np.nonzero(rank == r)[0] for r in range(int(rank.max()) + 1)]
+
+    def _sgd_rows(self, rows, g1, g2, lr, wd):
+        """THNN's per-key update of weight rows `rows` (distinct) with gradient halves g1 (the
+        normalization part, or None) and g2: IndexLinear_updateParameters for outDim > 1."""
+        w = self.weight.numpy()
+        if self.normalize:
+            lr_ = lr * w[rows, 2]
+            wd_ = wd * w[rows, 2]
+            w[rows, 3] -= (g1 * w[rows, self.normalize:]).sum(axis=1) * lr_
+            W = w[rows, self.normalize:]
+            lr_, wd_ = lr_[:, None], wd_[:, None]
+        else:
+            W = w[rows]
+            lr_, wd_ = lr, wd
+        if wd:
+            W -= W * wd_
+        W -= g2 * lr_
+        if self.normalize:
+            w[rows, self.normalize:] = W
+        else:
+            w[rows] = W
+
     def updateParameters(self, lr):
         counter = self.running['counter']
         if counter <= 1:
             return
-        if self.normalize or self.weightDecay:
-            raise NotImplementedError('%s: updateParameters with normalize or weightDecay is not '
-                                      'supported by pynn' % self._name())
         keys = [self.running['keys'][i] for i in range(counter - 1)]
         grads = [self.running['gradWeight'][i] for i in range(counter - 1)]
         if counter == 2:
             self.updateKeys, self.gradWeight = keys[0], grads[0]
+            G = grads[0].numpy()
         else:
             if self.__dict__.get('updateKeysBuffer') is None:
                 self.updateKeysBuffer = Tensor(kind='Long')
             n = sum(k.nElement() for k in keys)
             self.updateKeysBuffer.resize(n)
             self.updateKeysBuffer.numpy()[...] = np.concatenate([k.numpy() for k in keys])
-            self.gradWeightBuffer.resize(n, self.outputSize)
-            self.gradWeightBuffer.numpy()[...] = np.concatenate([g.numpy().reshape(-1, self.outputSize)
-                                                                 for g in grads])
+            G = np.concatenate([g.numpy().reshape(-1) for g in grads]).reshape(n, -1)
+            self.gradWeightBuffer.resize(G.size)
+            self.gradWeightBuffer.numpy()[...] = G.reshape(-1)
+            self.gradWeightBuffer.resize(n, self.outputSize)   # Lua's (the data keeps its layout)
+            sums, total = [], 0
+            for k, c in zip(keys, self.running['cumSumSizes']):
+                sums.append(c.numpy() + total)
+                total += k.nElement()
+            cat = np.concatenate(sums)
+            self.cumSumSizes.resize(cat.size)
+            self.cumSumSizes.numpy()[...] = cat
             self.gradWeight, self.updateKeys = self.gradWeightBuffer, self.updateKeysBuffer
+            G = self.gradWeightBuffer.storage().data[:G.size].reshape(G.shape)
+        out_dim = self.bias.size(1)
+        wd = self.weightDecay or 0
         self.bias.numpy()[...] -= lr * self.gradBias.numpy()
         w = self.weight.numpy()
-        _add_at(xpof(w), w, self.updateKeys.numpy() + self.offset, -lr * self.gradWeight.numpy())
+        rows_all = self.updateKeys.numpy() + self.offset
+        for sel in self._rounds(_host(rows_all)):
+            rows, g = rows_all[sel], G[sel]
+            if out_dim == 1:
+                if self.normalize:
+                    c = self.normalize
+                    lr_ = lr * w[rows, c - 2]
+                    w[rows, c - 1] -= w[rows, c] * g[:, 0] * lr_
+                    w[rows, c] -= g[:, 1] * lr_ - (wd * w[rows, c - 2] * w[rows, c] if wd else 0)
+                else:
+                    w[rows, 0] -= g[:, 0] * lr + (wd * w[rows, 0] if wd else 0)
+            elif self.normalize:
+                self._sgd_rows(rows, g[:, :out_dim], g[:, out_dim:], lr, wd)
+            else:
+                self._sgd_rows(rows, None, g, lr, wd)
+
+    def accUpdateGradParameters(self, input, gradOutput, scale=1):
+        """THNN IndexLinear_accUpdateGradParameters: weight -= scale * value * gradOutput per key
+        (with Lua's sparse weight decay); the bias too when outputSize > 1."""
+        if self.normalize:
+            raise NotImplementedError('%s: accUpdateGradParameters in max-normalize mode is not '
+                                      'supported by pynn' % self._name())
+        scale = _scale(scale)
+        out_dim = self.bias.size(1)
+        wd = self.weightDecay or 0
+        g = gradOutput.numpy().reshape(-1, out_dim)
+        rows_all = self.keys.numpy() + self.offset
+        samples = self._rows()
+        vals = self.values.numpy()
+        w = self.weight.numpy()
+        if out_dim > 1:
+            self.bias.numpy()[...] -= scale * g.sum(axis=0)
+        for sel in self._rounds(_host(rows_all)):
+            rows = rows_all[sel]
+            upd = g[samples[sel]] * (vals[sel] * scale)[:, None]
+            W = w[rows]
+            if wd:
+                W -= W * wd
+            W -= upd
+            w[rows] = W
 
     def zeroGradParameters(self):
         self.gradBias.zero()
