@@ -1,6 +1,6 @@
 """The linear family of Lua nn: Linear, Add, CAdd, CMul, Mul, LinearWeightNorm, Maxout here;
-Bilinear and the distance layers in linear_distance.py; LookupTable, SparseLinear, IndexLinear
-and PartialLinear in linear_sparse.py (all exported from here).
+Bilinear and the distance layers in linear_distance.py; LookupTable, SparseLinear and
+PartialLinear in linear_sparse.py; IndexLinear in linear_index.py (all exported from here).
 
 Linear: y = W x + b for a vector or a batch (matrix) of vectors. Fields: weight (outputSize x
 inputSize), bias, gradWeight, gradBias, and `addBuffer` (a vector of ones of size batch, created
@@ -659,4 +659,5 @@ class Maxout(Sequential):
 
 
 from .linear_distance import Bilinear, Euclidean, WeightedEuclidean, Cosine  # noqa: E402,F401
-from .linear_sparse import LookupTable, SparseLinear, IndexLinear, PartialLinear  # noqa: E402,F401
+from .linear_sparse import LookupTable, SparseLinear, PartialLinear  # noqa: E402,F401
+from .linear_index import IndexLinear  # noqa: E402,F401
