@@ -206,10 +206,6 @@ def _long_storage(values):
     return st
 
 
-def _storage_sizes(st):
-    return tuple(int(v) for v in st.tolist())
-
-
 def _sum_to(a, shape):
     """Sum `a` over the axes where `shape` has 1 and `a` does not (expandAs's inverse)."""
     axes = tuple(i for i, (s, t) in enumerate(zip(shape, a.shape)) if s == 1 and t != 1)

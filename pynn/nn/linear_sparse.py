@@ -14,7 +14,7 @@ import numpy as np
 from .. import backend
 from ..tensor import Tensor
 from .module import Module
-from .activation import check_tensor, xpof
+from .activation import xpof
 
 
 def _scale(scale):
