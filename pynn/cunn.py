@@ -8,8 +8,32 @@ results of the replicas).
 from .nn.container import Container
 
 
+def _objects_written(version):
+    return 2 if version >= 2 else 1
+
+
 class DataParallelTable(Container):
     """nn.DataParallelTable(dimension, flattenParams, usenccl): a container of one network."""
+
+    __version__ = 3
+    # cunn's __write: from version 2 on, the gpuAssignments, then the fields as a table
+    __t7_objects__ = staticmethod(_objects_written)
+
+    def write(self, file):
+        file.writeObject(self.gpuAssignments or [])
+        file.writeObject({k: v for k, v in self.__dict__.items() if not k.startswith('_pynn')})
+
+    def read(self, file=None, version=3):
+        """cunn's __read (pynn.load passes the objects the file holds after the class name)."""
+        if file is None:
+            return self
+        first = file.readObject()
+        fields = first if version < 2 else file.readObject()
+        if isinstance(fields, dict):
+            self.__dict__.update(fields)
+        if version >= 2 and first is not None:
+            self.gpuAssignments = first
+        return self
 
     def __init__(self, dimension=1, flattenParams=False, usenccl=False):
         super().__init__()

@@ -36,6 +36,14 @@ nn.X, known to pynn    an instance of `pynn.nn.registry()['nn.X']`, made without
                        by `UPGRADES` (SpatialConvolution's 2-D weight and `padding`,
                        BatchNormalization's running_std of version 1, pooling's ceil_mode
                        and padding, Dropout v1, ...).
+torch.Timer            `Timer` (nn.Profile holds one): Lua nn writes it as its class name
+                       only and reads a fresh timer; so does pynn.
+nn.GPU, nn.WeightNorm  classes with their own Lua write: `write(file)` gets a file whose
+                       writeObject queues what follows the class name (nn.WeightNorm: its
+                       fields without weight and gradWeight). Where Lua writes several
+                       objects (`__t7_objects__`; nn.GPU: a header {_type, device}, then the
+                       fields), `read(file, version)` gets a file whose readObject returns
+                       them in order.
 other torch class      `UnknownModule` (looks like an nn module: named nn.* / cudnn.*, or
                        has output/gradInput fields) or `TorchObject`: keeps its class
                        name (`torch_typename()`, `__typename__`), version and fields, and
@@ -94,7 +102,7 @@ from .tensor import Tensor, _extent
 from .nn.module import Module, Criterion
 
 __all__ = ['load', 'save', 'loads', 'dumps', 'T7FormatError', 'T7FunctionError', 'TorchObject',
-           'UnknownModule', 'LuaFunction', 'TdsVec', 'TdsHash', 'TableKey', 'TYPES', 'UPGRADES']
+           'UnknownModule', 'LuaFunction', 'TdsVec', 'TdsHash', 'TableKey', 'TYPES', 'UPGRADES', 'Timer']
 
 TYPE_NIL = 0
 TYPE_NUMBER = 1
@@ -126,28 +134,93 @@ _NAMES = {v: k for k, v in TYPES.items()}  # ('tensor', 'Double', 'cpu') -> 'tor
 
 # Torch classes written as raw C structs (or not at all): no way to read them as data.
 _UNREADABLE = {'torch.Generator', 'torch.File', 'torch.DiskFile', 'torch.MemoryFile',
-               'torch.PipeFile', 'torch.Timer', 'torch.Allocator'}
+               'torch.PipeFile', 'torch.Allocator'}
+
+
+class Timer:
+    """torch.Timer (nn.Profile holds one). Lua nn makes it serializable with an empty write and
+    a read that keeps a fresh timer: it is written as its class name only, and loads as a new,
+    running Timer. time() -> {'real', 'user', 'sys'} seconds, as Lua's."""
+
+    __typename__ = 'torch.Timer'
+
+    def __init__(self):
+        self.reset()
+
+    @staticmethod
+    def _now():
+        import os
+        import time
+        t = os.times()
+        return time.perf_counter(), t.user, t.system
+
+    def reset(self):
+        self._total = [0.0, 0.0, 0.0]
+        self._start = self._now()
+        self._running = True
+        return self
+
+    def stop(self):
+        if self._running:
+            now = self._now()
+            self._total = [a + n - s for a, n, s in zip(self._total, now, self._start)]
+            self._running = False
+        return self
+
+    def resume(self):
+        if not self._running:
+            self._start = self._now()
+            self._running = True
+        return self
+
+    def time(self):
+        tot = self._total
+        if self._running:
+            now = self._now()
+            tot = [a + n - s for a, n, s in zip(tot, now, self._start)]
+        return {'real': tot[0], 'user': tot[1], 'sys': tot[2]}
+
+    def __getstate__(self):
+        return {}
+
+    def __setstate__(self, state):
+        self.reset()
+
+    def __repr__(self):
+        return 'torch.Timer'
+
+
+class _ReadObjects:
+    """The `file` a class's read(file, version) gets: readObject() returns, in order, the objects
+    its Lua write wrote after the class name (already loaded)."""
+
+    def __init__(self, objects):
+        self._objects = list(objects)
+
+    def readObject(self):
+        return self._objects.pop(0) if self._objects else None
+
+
+class _WriteObjects:
+    """The `file` a class's write(file) gets: writeObject(x) queues x to be written."""
+
+    def __init__(self):
+        self.objects = []
+
+    def writeObject(self, obj):
+        self.objects.append(obj)
+
+
+def _lua_objects(cls, version):
+    """How many objects the Lua class writes after its name (its own write/read: nn.GPU 2;
+    cunn's DataParallelTable 2 from version 2 on): an int, or a function of the version."""
+    n = getattr(cls, '__t7_objects__', 1) if cls is not None else 1
+    return n(version) if callable(n) else n
 
 # Class versions (Lua's `__version`; 1 when a class does not set it). Written as 'V <n>'.
 LUA_VERSIONS = {'nn.BatchNormalization': 2, 'nn.SpatialBatchNormalization': 2,
-                'nn.DataParallelTable': 3,
                 'nn.LookupTable': 4, 'nn.VolumetricMaxPooling': 2, 'nn.GradientReversal': 2,
                 'tds.Vec': 0, 'tds.Hash': 0}
-
-# Classes whose Lua `write` writes objects before the table of fields: nn.GPU its header
-# {_type, device}, cunn's DataParallelTable (version 2 on) its gpuAssignments. Reading skips
-# them (the fields hold the same values); writing makes them again from the fields.
-_PREFIX = {
-    'nn.GPU': (lambda version: 1, lambda d: [[d.get('_type'), d.get('device')]]),
-    'nn.DataParallelTable': (lambda version: 1 if version >= 2 else 0,
-                             lambda d: [d.get('gpuAssignments') or []]),
-}
-
-
-def _prefix_objects(name, version):
-    spec = _PREFIX.get(name)
-    return spec[0](version) if spec else 0
-
 
 _PREAD_MIN = 1 << 20   # bytes: storages at least this large are read with preadv
 
@@ -518,7 +591,7 @@ class _Table(_Node):
 
 
 class _Torch(_Node):
-    __slots__ = ('name', 'version', 'what', 'kind', 'device', 'size', 'stride', 'soffset', 'payload', 'prefix')
+    __slots__ = ('name', 'version', 'what', 'kind', 'device', 'size', 'stride', 'soffset', 'payload', 'multi')
 
 
 class _Func(_Node):
@@ -547,6 +620,7 @@ class _Parser:
         self.allow_functions = allow_functions
         self.objects = []   # objects[i - 1]: the node with reference index i
         self.nodes = []     # every node, referenced or not, in file order
+        self.classes = None
 
     def parse(self):
         """Read one object without Python recursion: each _object() is a generator that
@@ -703,11 +777,20 @@ class _Parser:
                 items.append((yield))
             node.payload = items
             return node
+        if name == 'torch.Timer':   # Lua nn's dummy serialization: nothing after the name
+            node.what = 'timer'
+            node.payload = None
+            return node
         node.what = 'object'
-        prefix = []
-        for _ in range(_prefix_objects(name, version)):
-            prefix.append((yield))
-        node.prefix = prefix
+        if self.classes is None:
+            self.classes = _Classes()
+        n = _lua_objects(self.classes.get(name), version)
+        if n != 1:   # a class whose Lua write emits several objects (nn.GPU: header, fields)
+            node.multi = []
+            for _ in range(n):
+                node.multi.append((yield))
+            node.payload = None
+            return node
         node.payload = yield
         return node
 
@@ -855,6 +938,8 @@ class _Builder:
             node.obj = TdsVec()
         elif node.what == 'tds.Hash':
             node.obj = TdsHash()
+        elif node.what == 'timer':
+            node.obj = Timer()
         else:
             cls = self.classes.get(node.name)
             payload = node.payload
@@ -926,6 +1011,10 @@ class _Builder:
     def _fill_object(self, node):
         """Fill a torch object's fields; True when it is an instance of a pynn class."""
         obj = node.obj
+        multi = getattr(node, 'multi', None)
+        if multi is not None and not isinstance(obj, (TorchObject, UnknownModule)):
+            obj.read(_ReadObjects([_val(x) for x in multi]), node.version)
+            return True
         fields = _val(node.payload)
         if isinstance(fields, list) and not fields:
             fields = {}
@@ -1379,6 +1468,11 @@ class _Writer:
             e.long(obj.size())
             e.array(data, kind)
             return
+        if isinstance(obj, Timer):
+            if self._new_ref(obj, TYPE_TORCH):
+                return
+            self._torch_head(1, 'torch.Timer')
+            return
         if _is_module_like(obj):
             d = obj.__dict__
             for flag in _OPTIMIZED:
@@ -1398,9 +1492,12 @@ class _Writer:
             if '_pynn_payload' in d:
                 yield d['_pynn_payload'], path
                 return
-            if _prefix_objects(name, version):
-                for v in _PREFIX[name][1](d):
-                    yield v, path
+            if callable(getattr(type(obj), 'write', None)):   # the class's own Lua-style write
+                sink = _WriteObjects()
+                obj.write(sink)
+                for i, x in enumerate(sink.objects):
+                    yield x, '%s<object %d>' % (path, i + 1)
+                return
             fields = {}
             for k, v in d.items():
                 if not isinstance(k, str):

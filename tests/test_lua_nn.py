@@ -29,6 +29,8 @@ def snap(x):
         return x.clone() if x.nElement() else x.new()
     if isinstance(x, (list, tuple)):
         return [snap(v) for v in x]
+    if isinstance(x, dict):  # e.g. nn.IndexLinear's gradients: its `running` table
+        return {k: snap(v) for k, v in x.items()}
     return x
 
 
@@ -48,6 +50,11 @@ def compare(got, want, what, tol=TOL):
         assert len(got) == len(want), '%s: %d entries, Lua %d' % (what, len(got), len(want))
         for i, (g, w) in enumerate(zip(got, want)):
             compare(g, w, '%s[%d]' % (what, i + 1), tol)
+    elif isinstance(want, dict):
+        assert isinstance(got, dict), '%s: expected a table, got %s' % (what, type(got).__name__)
+        assert sorted(map(str, got)) == sorted(map(str, want)), '%s: keys %s, Lua %s' % (what, sorted(got), sorted(want))
+        for k in want:
+            compare(got[k], want[k], '%s.%s' % (what, k), tol)
     elif isinstance(want, (int, float)):
         assert isinstance(got, (int, float)), '%s: expected a number, got %s' % (what, type(got).__name__)
         assert abs(got - want) <= tol * max(abs(want), 1e-6), '%s: %r, Lua %r' % (what, got, want)

@@ -447,3 +447,336 @@ def test_table_checks_added_to_containers():
     bad.forward([a, a])
     with pytest.raises(ValueError, match='nn.ConcatTable: branch 2 gradInput is not a table'):
         bad.updateGradInput([a, a], [P(randn(2)), P(randn(2))])
+
+
+# =========================================================================== decorators and others
+import io  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from pynn import serialization  # noqa: E402
+
+HYP = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+REF = Path(__file__).resolve().parents[1] / '..' / 'shared' / 'reference' / 'lua-nn'
+
+
+def roundtrip(obj):
+    buf = io.BytesIO()
+    pynn.save(buf, obj)
+    return pynn.load(io.BytesIO(buf.getvalue()))
+
+
+@pytest.mark.parametrize('cls', ['Decorator', 'GPU', 'NaN', 'Profile', 'DontCast'])
+def test_decorators_pass_through(cls, capsys):
+    inner = Affine(3, 2)
+    m = {'Decorator': lambda: nn.Decorator(inner), 'GPU': lambda: nn.GPU(inner, 2),
+         'NaN': lambda: nn.NaN(inner, 7), 'Profile': lambda: nn.Profile(inner, 2, 'lin'),
+         'DontCast': lambda: nn.DontCast(inner)}[cls]()
+    x, g = P(randn(4, 3)), P(randn(4, 2))
+    w, b = tw(inner)
+    xt = torch.from_numpy(x.numpy().copy()).requires_grad_()
+    yt = F.linear(xt, w, b)
+    yt.backward(torch.from_numpy(g.numpy()))
+    y = m.forward(x)
+    assert y is inner.output
+    close(y, yt)
+    m.zeroGradParameters()
+    gi = m.backward(x, g, 0.5)
+    assert gi is inner.gradInput
+    close(gi, xt.grad)
+    close(inner.gradWeight, 0.5 * w.grad)
+    assert m.parameters() == ([inner.weight, inner.bias], [inner.gradWeight, inner.gradBias])
+    m.forward(x)
+    m.backward(x, g)
+    if cls == 'Profile':
+        assert 'lin took' in capsys.readouterr().out
+    assert str(m) == {'Decorator': 'nn.Decorator @ nn.Affine(3 -> 2)', 'GPU': 'nn.GPU(2) @ nn.Affine(3 -> 2)',
+                      'NaN': 'nn.NaN(7) @ nn.Affine(3 -> 2)', 'Profile': 'nn.Profile @ nn.Affine(3 -> 2)',
+                      'DontCast': 'nn.DontCast @ nn.Affine(3 -> 2)'}[cls]
+    with pytest.raises(ValueError, match='In 1st module of nn.%s' % cls):
+        m.forward(P(randn(4, 5)))
+    close(m.forward(x), yt)
+
+
+def test_nan_reports_where():
+    m = nn.NaN(nn.Linear(3, 2), 1)
+    x = P(randn(2, 3))
+    m.forward(x)
+    bad = x.clone()
+    bad.numpy()[0, 0] = np.nan
+    with pytest.raises(ValueError, match='NaN found in input'):
+        m.forward(bad)
+    m.modules[0].weight.numpy()[0, 0] = np.nan
+    with pytest.raises(ValueError, match='NaN found in parameters'):
+        m.forward(x)
+
+
+def test_dontcast_keeps_its_module_type():
+    inner = nn.Linear(3, 2)
+    net = nn.Sequential(nn.DontCast(inner, True), nn.Identity())
+    net.float()
+    assert inner.weight.type() == 'torch.DoubleTensor'
+    y = net.forward(P(randn(2, 3)).float())     # cast in to double, out to the network's float
+    assert y.type() == 'torch.FloatTensor'
+    close(y.double(), net.modules[0].modules[0].output, 1e-6)
+    gi = net.backward(P(randn(2, 3)).float(), P(randn(2, 2)).float())
+    assert gi.type() == 'torch.FloatTensor'
+
+
+@HYP
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4))
+def test_bottle_vs_torch(a, b, n_in, n_out):
+    pynn.manualSeed(3)
+    lin = nn.Linear(n_in, n_out)
+    m = nn.Bottle(lin)
+    xa, ga = randn(a, b, n_in), randn(a, b, n_out)
+    x, g = P(xa), P(ga)
+    w, bb = tw(lin)
+    xt = torch.from_numpy(xa).requires_grad_()
+    yt = F.linear(xt, w, bb)
+    yt.backward(torch.from_numpy(ga))
+    y = m.forward(x)
+    assert y.size() == (a, b, n_out) and y.storage() is lin.output.storage()
+    close(y, yt)
+    m.zeroGradParameters()
+    close(m.backward(x, g), xt.grad)
+    close(lin.gradWeight, w.grad)
+    assert m.inShape.tolist() == [a * b, n_in] and m.outShape.tolist() == [a * b, n_out]
+    close(m.forward(P(xa[0])), yt[0])          # no extra dims: passes through
+
+
+@HYP
+@given(st.integers(1, 4), st.integers(1, 3), st.booleans())
+def test_maptable_vs_torch(n, b, shared):
+    pynn.manualSeed(4)
+    lin = nn.Linear(3, 2)
+    m = nn.MapTable(lin, shared)
+    xs = [randn(b, 3) for _ in range(n)]
+    gs = [randn(b, 2) for _ in range(n)]
+    w, bb = tw(lin)
+    ys = m.forward([P(x) for x in xs])
+    assert len(ys) == n and len(m.modules) == n and ys[0] is lin.output
+    m.zeroGradParameters()
+    gi = m.backward([P(x) for x in xs], [P(g) for g in gs])
+    tot = 0
+    for x, y, g, gin in zip(xs, ys, gs, gi):
+        xt = torch.from_numpy(x).requires_grad_()
+        yt = F.linear(xt, w, bb)
+        close(y, yt)
+        yt.backward(torch.from_numpy(g))
+        close(gin, xt.grad)
+        tot = tot + 0
+    if shared:   # clones share weight and gradients: the gradient of all the uses
+        close(lin.gradWeight, w.grad)
+        assert all(c.weight.storage() is lin.weight.storage() for c in m.modules)
+    else:
+        assert m.modules[-1].weight.storage() is not lin.weight.storage() or n == 1
+    m.forward([P(xs[0])])
+    assert len(m.modules) == n              # clones are kept
+    m.clearState()
+    assert len(m.modules) == 1
+    assert str(m) == 'nn.MapTable {\n  nn.Linear(3 -> 2)\n}'
+
+
+def test_maptable_bad_input():
+    m = nn.MapTable(nn.Linear(3, 2))
+    with pytest.raises(ValueError, match='nn.MapTable'):
+        m.forward(P(randn(2, 3)))
+    with pytest.raises(ValueError, match='In 2nd module of nn.MapTable'):
+        m.forward([P(randn(3)), P(randn(4))])
+    assert len(m.forward([P(randn(3))])) == 1
+
+
+@HYP
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.booleans())
+def test_weightnorm_vs_torch(b, n_in, n_out, bias):
+    pynn.manualSeed(5)
+    lin = nn.Linear(n_in, n_out, bias)
+    m = nn.WeightNorm(lin)
+    assert m.weight is lin.weight and m.v.size() == (n_out, n_in) and m.g.size() == (n_out,)
+    xa, ga = randn(b, n_in), randn(b, n_out)
+    vt = torch.from_numpy(m.v.numpy().copy()).requires_grad_()
+    gt = torch.from_numpy(m.g.numpy().copy()).requires_grad_()
+    bt = torch.from_numpy(lin.bias.numpy().copy()).requires_grad_() if bias else None
+    xt = torch.from_numpy(xa).requires_grad_()
+    norm = (vt.pow(2).sum(1, keepdim=True) + 10e-5).sqrt()     # Lua's 10e-5 inside the norm
+    yt = F.linear(xt, gt.unsqueeze(1) * vt / norm, bt)
+    yt.backward(torch.from_numpy(ga))
+    close(m.forward(P(xa)), yt)
+    m.zeroGradParameters()
+    close(m.backward(P(xa), P(ga)), xt.grad)
+    close(m.gradV, vt.grad)
+    close(m.gradG.numpy().reshape(-1), gt.grad)
+    if bias:
+        close(m.gradBias, bt.grad)
+    assert m.parameters()[0][:2] == [m.v, m.g]
+
+
+def test_weightnorm_outputdim_2_and_load_recomputes_weight():
+    pynn.manualSeed(6)
+    inner = nn.Linear(3, 4)
+    m = nn.WeightNorm(inner, 2)
+    assert m.v.size() == (3, 4) and m.viewOut.tolist() == [3, 4]
+    y = m.forward(P(randn(2, 3)))
+    v, g = m.v.numpy(), m.g.numpy()
+    w = (g[:, None] * v / np.sqrt((v * v).sum(1, keepdims=True) + 1e-4)).T
+    close(inner.weight, w)
+    assert y.size() == (2, 4)
+    if (REF / 'WeightNorm_1.t7').exists():
+        fx = pynn.load(REF / 'WeightNorm_1.t7')      # Lua writes no weight: read() recomputes it
+        wn = fx['module']
+        assert wn.weight is wn.modules[0].weight and wn.weight.size() == tuple(wn.weightSize.tolist())
+
+
+def test_printsize_and_criteriontable(capsys):
+    m = nn.PrintSize('x')
+    x = P(randn(2, 3))
+    assert m.forward(x) is x
+    g = P(randn(2, 3))
+    assert m.backward(x, g) is g
+    out = capsys.readouterr().out
+    assert 'x:input' in out and 'x:gradOutput' in out
+    ct = nn.CriterionTable(nn.MSECriterion())
+    a, b = randn(3, 4), randn(3, 4)
+    loss = ct.forward([P(a), P(b)])
+    at = torch.from_numpy(a).requires_grad_()
+    lt = F.mse_loss(at, torch.from_numpy(b))
+    lt.backward()
+    assert abs(loss - lt.item()) < 1e-12
+    gi = ct.backward([P(a), P(b)], 1)
+    assert isinstance(gi, list) and len(gi) == 1 and gi[0] is ct.criterion.gradInput
+    close(gi[0], at.grad)
+    with pytest.raises(ValueError, match='nn.CriterionTable'):
+        ct.forward(P(a))
+
+
+# --------------------------------------------------------------------------- criterion containers
+@HYP
+@given(st.integers(1, 4), st.floats(0.1, 2), st.floats(0.1, 2), st.booleans())
+def test_parallel_and_multi_criterion_vs_torch(n, w1, w2, repeat):
+    a, b, t = randn(n, 3), randn(n, 3), randn(n, 3)
+    at, bt = torch.from_numpy(a).requires_grad_(), torch.from_numpy(b).requires_grad_()
+    tt = torch.from_numpy(t)
+    pc = nn.ParallelCriterion(repeat or None).add(nn.MSECriterion(), w1).add(nn.MSECriterion())
+    target = P(t) if repeat else [P(t), P(t)]
+    loss = pc.forward([P(a), P(b)], target)
+    lt = w1 * F.mse_loss(at, tt) + F.mse_loss(bt, tt)
+    lt.backward()
+    assert abs(loss - lt.item()) < 1e-12
+    gi = pc.backward([P(a), P(b)], target)
+    close(gi[0], at.grad)
+    close(gi[1], bt.grad)
+    mc = nn.MultiCriterion().add(nn.MSECriterion(), w1).add(nn.MSECriterion(False), w2)
+    at2 = torch.from_numpy(a).requires_grad_()
+    lt2 = w1 * F.mse_loss(at2, tt) + w2 * F.mse_loss(at2, tt, reduction='sum')
+    lt2.backward()
+    assert abs(mc.forward(P(a), P(t)) - lt2.item()) < 1e-10 * max(1, abs(lt2.item()))
+    close(mc.backward(P(a), P(t)), at2.grad)
+    assert mc.weights.tolist() == [w1, w2]
+
+
+def test_parallel_criterion_with_classnll_and_errors():
+    x = randn(3, 4)
+    pc = nn.ParallelCriterion().add(nn.ClassNLLCriterion(), 0.5)
+    tgt = pynn.LongTensor([1, 4, 2])
+    xt = torch.from_numpy(x).requires_grad_()
+    lt = 0.5 * F.nll_loss(xt, torch.tensor([0, 3, 1]))
+    lt.backward()
+    assert abs(pc.forward([P(x)], [tgt]) - lt.item()) < 1e-12
+    close(pc.backward([P(x)], [tgt])[0], xt.grad)
+    with pytest.raises(ValueError, match='nn.ParallelCriterion'):
+        pc.forward(P(x), [tgt])
+    with pytest.raises(TypeError, match='nn.ParallelCriterion'):
+        pc.add(nn.Linear(2, 2))
+
+
+def test_module_criterion_vs_torch():
+    mc = nn.ModuleCriterion(nn.MSECriterion(), nn.Tanh(), nn.Sigmoid())
+    a, b = randn(2, 3), randn(2, 3)
+    at = torch.from_numpy(a).requires_grad_()
+    lt = F.mse_loss(torch.tanh(at), torch.sigmoid(torch.from_numpy(b)))
+    lt.backward()
+    assert abs(mc.forward(P(a), P(b)) - lt.item()) < 1e-12
+    close(mc.backward(P(a), P(b)), at.grad)
+    mc.float()
+    assert mc.criterion.gradInput.type() == 'torch.FloatTensor'
+
+
+# --------------------------------------------------------------------------- files: GPU, Timer
+def test_gpu_writes_and_reads_as_lua():
+    m = nn.GPU(nn.Linear(3, 2), 2)
+    back = roundtrip(m)
+    assert type(back) is nn.GPU and back.device == 2 and back.outdevice == 2
+    close(back.modules[0].weight, m.modules[0].weight)
+    raw = serialization.dumps(m)
+    # Lua's GPU:write: class name, then the header table {_type, device}, then the fields
+    i = raw.index(b'nn.GPU') + len(b'nn.GPU')
+    # a table (tag 3) of 2 entries: 1 -> '<_type>', 2 -> device
+    assert raw[i:i + 4] == b'\x03\x00\x00\x00' and raw[i + 8:i + 12] == b'\x02\x00\x00\x00'
+    assert b'torch.DoubleTensor' in raw[i:i + 80]
+    if (REF / 'GPU_1.t7').exists():
+        data = (REF / 'GPU_1.t7').read_bytes()
+        fx = pynn.load(REF / 'GPU_1.t7')
+        assert serialization.dumps(fx) == data      # byte for byte as Lua wrote it
+        assert str(fx['module']) == 'nn.GPU(1) @ nn.Linear(3 -> 2)'
+
+
+def test_profile_timer_loads_and_saves():
+    m = nn.Profile(nn.Linear(3, 2), 10, 'lin')
+    assert isinstance(m.timer, serialization.Timer)
+    back = roundtrip(m)
+    assert isinstance(back.timer, serialization.Timer) and back.name == 'lin'
+    t = back.timer.time()
+    assert set(t) == {'real', 'user', 'sys'} and t['real'] >= 0
+    back.forward(P(randn(2, 3)))
+    assert back.numFwds == 1
+    assert isinstance(m.clone().timer, serialization.Timer)
+    if (REF / 'Profile_1.t7').exists():
+        data = (REF / 'Profile_1.t7').read_bytes()
+        assert serialization.dumps(pynn.load(REF / 'Profile_1.t7')) == data
+
+
+# --------------------------------------------------------------------------- float32 and meta
+@pytest.mark.parametrize('make', [lambda: nn.Decorator(nn.Linear(3, 2)), lambda: nn.Bottle(nn.Linear(3, 2)),
+                                  lambda: nn.WeightNorm(nn.Linear(3, 2)), lambda: nn.GPU(nn.Linear(3, 2), 1),
+                                  lambda: nn.NaN(nn.Linear(3, 2))])
+def test_decorators_float32_and_meta(make):
+    x = P(randn(4, 2, 3) if 'Bottle' in str(make()) else randn(4, 3))
+    ref = make()
+    y = ref.forward(x)
+    m32 = make().float()
+    y32 = m32.forward(x.float())
+    assert y32.type() == 'torch.FloatTensor' and y32.size() == y.size()
+    assert m32.backward(x.float(), y32.clone()).type() == 'torch.FloatTensor'
+    meta = make().type('torch.MetaDoubleTensor')
+    ym = meta.forward(pynn.MetaDoubleTensor(*x.size()))
+    assert ym.is_meta() and ym.size() == y.size()
+    gm = meta.backward(pynn.MetaDoubleTensor(*x.size()), pynn.MetaDoubleTensor(*y.size()))
+    assert gm.size() == x.size()
+
+
+def test_weightnorm_writes_as_lua_without_weight():
+    pynn.manualSeed(8)
+    m = nn.WeightNorm(nn.Linear(3, 4))
+    m.forward(P(randn(2, 3)))
+    raw = serialization.dumps(m)
+    back = pynn.load(io.BytesIO(raw))
+    assert back.weight is back.modules[0].weight and back.gradWeight is back.modules[0].gradWeight
+    close(back.weight, m.weight)
+    assert 'weight' in m.modules[0].__dict__      # the saved network keeps its weight
+    if (REF / 'WeightNorm_1.t7').exists():
+        data = (REF / 'WeightNorm_1.t7').read_bytes()
+        assert serialization.dumps(pynn.load(REF / 'WeightNorm_1.t7')) == data
+
+
+def test_bottle_bad_input_and_printing():
+    m = nn.Bottle(nn.Linear(3, 2))
+    for bad in (P(randn(3)), [P(randn(2, 3))]):
+        with pytest.raises(ValueError, match='nn.Bottle'):
+            m.forward(bad)
+    with pytest.raises(ValueError, match='In 1st module of nn.Bottle'):
+        m.forward(P(randn(2, 2, 4)))
+    assert m.forward(P(randn(2, 2, 3))).size() == (2, 2, 2)
+    assert str(m) == 'nn.Bottle @ nn.Linear(3 -> 2)'
+    assert str(nn.WeightNorm(nn.Linear(3, 2))) == 'nn.WeightNorm @ nn.Linear(3 -> 2)'

@@ -492,3 +492,9 @@ class Parallel(Container):
 
     def __tostring__(self):
         return self._branches_str()
+
+
+# The rest of the container family (they import Container from here).
+from .container_decorators import (Decorator, Bottle, MapTable, WeightNorm, GPU, DontCast, NaN,  # noqa: E402,F401
+                                   Profile, PrintSize, CriterionTable)
+from .container_criteria import ParallelCriterion, MultiCriterion, ModuleCriterion  # noqa: E402,F401

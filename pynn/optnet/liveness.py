@@ -208,12 +208,54 @@ NEEDS.update({
 
 
 # linear
+def _fast_backward(m):
+    """Euclidean: fastBackward reuses the forward's buffers; without it (WeightedEuclidean, whose
+    Lua constructor leaves it nil) updateGradInput runs updateOutput again (reads input, writes
+    output)."""
+    return frozenset((OUT, GO)) if m.__dict__.get('fastBackward') else ALL
+
+
 NEEDS.update({
+    'nn.Add': ({GO}, {GO}),                    # input's size only
+    'nn.CAdd': ({GO}, {GO}),
+    'nn.CMul': ({GO}, {IN, GO}),
+    'nn.Mul': ({GO}, {IN, GO}),
+    'nn.Bilinear': ({IN, GO}, {IN, GO}),
+    'nn.Euclidean': (_fast_backward, NONE),    # accGradParameters reads _repeat2 (its own)
+    'nn.WeightedEuclidean': (_fast_backward, NONE),
+    'nn.Cosine': (ALL, ALL),
+    'nn.LinearWeightNorm': ({GO}, {IN, GO}),
+    'nn.LookupTable': (NONE, {IN, GO}),         # gradInput: zeros shaped like the indices
+    'nn.SparseLinear': ({GO}, {IN, GO}),
+    # nn.IndexLinear: not declared (its gradients are the `running` table, which the poisoning
+    # check cannot compare): the conservative default applies
+    'nn.PartialLinear': ({IN, GO}, {GO}),       # MM reads the input; the lookup reads partition
+    'nn.Maxout': ({GO}, {IN, GO}),              # Linear -> View -> Max (reads its indices)
 })
 
 
 # container
+def _child(method):
+    """A decorator reads what its (first) module reads: it passes input and gradOutput, or
+    views of them, through."""
+    def reads(m):
+        mods = m.__dict__.get('modules')
+        return needs_of(mods[0], method) if mods else ALL
+    return reads
+
+
 NEEDS.update({
+    'nn.Decorator': (_child('updateGradInput'), _child('accGradParameters')),
+    'nn.Bottle': (_child('updateGradInput'), _child('accGradParameters')),
+    'nn.MapTable': (_child('updateGradInput'), _child('accGradParameters')),
+    'nn.WeightNorm': (_child('updateGradInput'), _child('accGradParameters')),
+    'nn.GPU': (_child('updateGradInput'), _child('accGradParameters')),
+    'nn.DontCast': (_child('updateGradInput'), _child('accGradParameters')),
+    'nn.NaN': (_child('updateGradInput'), _child('accGradParameters')),
+    'nn.Profile': (_child('updateGradInput'), _child('accGradParameters')),
+    'nn.PrintSize': ({GO}, NONE),               # gradInput is gradOutput
+    # nn.CriterionTable: not declared (its output is a number, which the poisoning check cannot
+    # clone): the conservative default applies
 })
 
 
