@@ -111,3 +111,16 @@ def test_constructor_errors_name_the_lua_class_and_the_arguments():
     with pytest.raises(TypeError, match=r'^nn\.ClassNLLCriterion\(1, 2, 3, 4, 5\): '):
         nn.ClassNLLCriterion(1, 2, 3, 4, 5)
     assert nn.Linear(2, 3).weight.size() == (3, 2)    # nothing left behind
+
+
+def test_sequential_insert_returns_the_container_and_remove_the_module():
+    a, b, c = nn.Linear(2, 2), nn.Tanh(), nn.ReLU()
+    s = nn.Sequential().add(a).add(c)
+    assert s.insert(b, 2) is s and s.modules == [a, b, c]
+    assert s.remove(1) is a and s.modules == [b, c]
+    assert s.remove() is c and s.modules == [b]
+    with pytest.raises(IndexError, match=r'remove: index out of range \(1\.\.1\), got 5'):
+        s.remove(5)
+    with pytest.raises(TypeError, match='insert: expected an nn.Module'):
+        s.insert(pynn.rand(2))
+    assert s.modules == [b]

@@ -123,23 +123,32 @@ class Sequential(Container):
         return self
 
     def insert(self, module, index=None):
+        """Insert module at 1-based index (default: the end); returns the container (Lua's
+        returns nothing, so ported code is unaffected), so that calls chain as add's do."""
+        if not isinstance(module, Module):
+            raise TypeError('nn.Sequential.insert: expected an nn.Module, got %s' % type(module).__name__)
         index = len(self.modules) + 1 if index is None else index
         if not 1 <= index <= len(self.modules) + 1:
-            raise IndexError('nn.Sequential.insert: index should be contiguous to existing modules')
+            raise IndexError('nn.Sequential.insert: index should be contiguous to existing modules '
+                             '(1..%d), got %r' % (len(self.modules) + 1, index))
         self.modules.insert(index - 1, module)
         self.output = self.modules[-1].output
         self.gradInput = self.modules[0].gradInput
+        return self
 
     def remove(self, index=None):
+        """Remove the module at 1-based index (default: the last) and return it."""
         index = len(self.modules) if index is None else index
         if not 1 <= index <= len(self.modules):
-            raise IndexError('nn.Sequential.remove: index out of range')
-        del self.modules[index - 1]
+            raise IndexError('nn.Sequential.remove: index out of range (1..%d), got %r'
+                             % (len(self.modules), index))
+        removed = self.modules.pop(index - 1)
         if self.modules:
             self.output = self.modules[-1].output
             self.gradInput = self.modules[0].gradInput
         else:
             self.output, self.gradInput = Tensor(), Tensor()
+        return removed
 
     def updateOutput(self, input):
         cur = input
@@ -247,6 +256,8 @@ class Concat(Container):
             self._check_out(i, out, outs[0] if outs else None)
             outs.append(out)
         size = self._output_size(outs)
+        if self.outputSize is None:   # files of older nn versions: Lua makes it here too
+            self.outputSize = Storage(0, np.int64)
         self.outputSize.resize(len(size))
         if self.outputSize.data is not None:
             self.outputSize.data[:] = size
