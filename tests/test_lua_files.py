@@ -27,9 +27,12 @@ def optional_fields(obj):
     owners = obj.listModules() if isinstance(obj, nn.Module) else [obj]
     out = []
     for m in owners:
+        # a decorator's alias of its module's tensor (WeightNorm.gradWeight) is that module's field
+        theirs = {id(v) for o in owners if o is not m for v in o.__dict__.values()}
         lazy = LAZY_FIELDS.get(m.__typename__, ())
         for k, v in list(m.__dict__.items()):
-            if k.startswith('_pynn') or k in ('modules', 'train', 'gradInput'):
+            if k.startswith('_pynn') or k in ('modules', 'train', 'gradInput') or \
+                    (isinstance(v, pynn.Tensor) and id(v) in theirs):
                 continue
             # a lazily defaulted number or true flag (`self.padW = self.padW or 0`) is a
             # field of an older format when absent: test_older_formats covers those

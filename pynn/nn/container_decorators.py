@@ -359,7 +359,9 @@ class WeightNorm(Decorator):
 
     def parameters(self):
         if self.__dict__.get('bias') is not None:
-            return [self.v, self.g, self.bias], [self.gradV, self.gradG, self.gradBias]
+            # the wrapped module's bias gradient (this field is an alias of it, which a file may lack)
+            gb = self.modules[0].gradBias if self.modules[0].gradBias is not None else self.gradBias
+            return [self.v, self.g, self.bias], [self.gradV, self.gradG, gb]
         return [self.v, self.g], [self.gradV, self.gradG]
 
     def write(self, file):

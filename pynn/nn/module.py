@@ -140,6 +140,17 @@ def ensure_grads(m):
             d[g] = d[w].new().resizeAs(d[w]).zero()
 
 
+def _with_grads(fn):
+    """A class's own zeroGradParameters (which zeroes gradWeight/gradBias by name) on a module
+    loaded without gradients: make them first, as backward does."""
+    @functools.wraps(fn)
+    def zeroGradParameters(self, *args):
+        ensure_grads(self)
+        return fn(self, *args)
+    zeroGradParameters._pynn_grads = True
+    return zeroGradParameters
+
+
 def _wrap_init(init):
     """Constructor errors name the Lua class and the arguments it was given:
     'nn.SpatialConvolution(3): missing 3 required positional arguments: ...'. Only the
@@ -263,6 +274,9 @@ class Module:
         if '__typename__' not in cls.__dict__:
             cls.__typename__ = 'nn.' + cls.__name__
         _wrap_ctor(cls)
+        zg = cls.__dict__.get('zeroGradParameters')
+        if zg is not None and not getattr(zg, '_pynn_grads', False):
+            cls.zeroGradParameters = _with_grads(zg)
 
     __typename__ = 'nn.Module'
 
@@ -322,13 +336,15 @@ class Module:
         p = self.parameters()
         if p:
             for g in p[1]:
-                g.zero()
+                if g is not None:   # Lua's table simply lacks a nil gradient
+                    g.zero()
 
     def updateParameters(self, learningRate):
         p = self.parameters()
         if p:
             for w, g in zip(*p):
-                w.add(-learningRate, g)
+                if g is not None:
+                    w.add(-learningRate, g)
 
     def getParameters(self):
         """Flatten all weights and all grads into one storage each (Torch's Module.flatten)."""
@@ -418,6 +434,9 @@ class Module:
     def clone(self, *shared):
         """A deep copy; the named fields (e.g. 'weight', 'bias') are then shared with self."""
         memo = {}
+        if set(shared) & {'gradWeight', 'gradBias'}:   # absent gradients cannot be shared: make them
+            for m in self.listModules():
+                ensure_grads(m)
         if shared:
             for m in self.listModules():
                 for f in shared:
