@@ -30,6 +30,8 @@ class _Base(Module):
     def _check(self, x, what='input'):
         if not isinstance(x, Tensor):
             self._fail('a Tensor as %s' % what, x)
+        if x.type() != self.output.type():
+            self._fail('%s of type %s' % (what, self.output.type()), x)
 
 
 class Square(_Base):
