@@ -696,3 +696,19 @@ def test_composite_float32(make):
     gi = mf.backward(P(x.astype(np.float32)), P(g.astype(np.float32)))
     assert gi.numpy().dtype == np.float32
     np.testing.assert_allclose(gi.numpy(), gd, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize('make,shape', [
+    (lambda: nn.SpatialSubtractiveNormalization(2, P(np.ones((3, 3)))), (2, 2, 5, 6)),
+    (lambda: nn.SpatialDivisiveNormalization(2, P(np.ones((3, 3)))), (2, 5, 6)),
+    (lambda: nn.SpatialContrastiveNormalization(2, P(np.ones((3, 3)))), (2, 2, 5, 6)),
+    (lambda: nn.LayerNormalization(5), (3, 5)),
+], ids=['sub', 'div', 'con', 'layer'])
+def test_composite_meta(make, shape):
+    real, meta = make(), make().type('torch.MetaDoubleTensor')
+    x = rnd(*shape, seed=3)
+    y = real.forward(x)
+    real.backward(x, rnd(*y.size(), seed=4))
+    ym = meta.forward(pynn.MetaDoubleTensor(*shape))
+    assert ym.is_meta() and ym.size() == y.size()
+    assert meta.backward(pynn.MetaDoubleTensor(*shape), pynn.MetaDoubleTensor(*y.size())).size() == shape

@@ -278,6 +278,23 @@ def adaptive_max_forward(x, out, indices):
     xs, xe = adaptive_ranges_max(W, oW)
     kw = xe - xs
     kh = ye - ys
+    if (kh == kh[0]).all() and (kw == kw[0]).all() and (ys == np.arange(oH) * kh[0]).all() and \
+            (xs == np.arange(oW) * kw[0]).all():
+        # equal, adjacent windows: a strided max pooling, its flat argmax turned into offsets;
+        # THNN starts from -FLT_MAX: windows without a greater element keep it (index -1)
+        k = (int(kh[0]), int(kw[0]))
+        flat = xp.empty(out.shape, dtype=np.int64)
+        maxpool_forward(x, out, flat, k, k, (0, 0), (1, 1))
+        flat -= 1
+        yy = flat // W - xp.asarray(ys)[:, None]
+        xx = flat % W - xp.asarray(xs)[None, :]
+        none = ~(out > -_FLT_MAX)
+        out[none] = -_FLT_MAX
+        kwb = int(kw[0])
+        q, r = (0, -1) if kwb > 1 else (-1, 0)          # C's -1 / kW and -1 % kW
+        indices[0][...] = xp.where(none, q, yy) + 1
+        indices[1][...] = xp.where(none, r, xx) + 1
+        return
     # pass 1 over W: rowmax (B, C, H, oW), argx (0-based offset, -1 = none)
     rowmax = xp.full(x.shape[:3] + (oW,), -_FLT_MAX, dtype=x.dtype)
     argx = xp.full(rowmax.shape, -1, dtype=np.int64)
@@ -345,6 +362,10 @@ def adaptive_avg_forward(x, out):
     xp = array_module(out)
     H, W = x.shape[2:]
     oH, oW = out.shape[2:]
+    if H % oH == 0 and W % oW == 0:     # equal windows: a plain strided average pooling
+        k = (H // oH, W // oW)
+        avgpool_forward(x, out, k, k, (0, 0), True)
+        return
     ys, ye = adaptive_ranges_avg(H, oH)
     xs, xe = adaptive_ranges_avg(W, oW)
     s = _adaptive_sum_axis(xp, _adaptive_sum_axis(xp, x, 3, xs, xe), 2, ys, ye)
@@ -358,6 +379,10 @@ def adaptive_avg_backward(go, gx):
     xp = array_module(gx)
     H, W = gx.shape[2:]
     oH, oW = go.shape[2:]
+    if H % oH == 0 and W % oW == 0:
+        k = (H // oH, W // oW)
+        avgpool_backward(go, gx, k, k, (0, 0), True)
+        return
     ys, ye = adaptive_ranges_avg(H, oH)
     xs, xe = adaptive_ranges_avg(W, oW)
     g = go / xp.asarray((xe - xs).astype(gx.dtype))[None, :]
@@ -389,7 +414,10 @@ def _scatter_axis(xp, a, axis, start, end, n):
         idx[axis] = xp.asarray(pos)
         src = [slice(None)] * a.ndim
         src[axis] = xp.asarray(sel)
-        _add_at(xp, res, tuple(idx), a[tuple(src)])   # starts repeat when upsampling
+        if np.unique(pos).size == pos.size:
+            res[tuple(idx)] += a[tuple(src)]
+        else:                     # starts repeat when upsampling
+            _add_at(xp, res, tuple(idx), a[tuple(src)])
     return res
 
 
