@@ -138,6 +138,7 @@ class VolumetricMaxPooling(Module):
 class VolumetricDilatedMaxPooling(VolumetricMaxPooling):
     """nn.VolumetricDilatedMaxPooling(kT, kW, kH, dT, dW, dH, padT, padW, padH, dilationT,
     dilationW, dilationH)."""
+    __version__ = 2     # inherited from nn.VolumetricMaxPooling in Lua
 
     def __init__(self, kT, kW, kH, dT=None, dW=None, dH=None, padT=None, padW=None, padH=None,
                  dilationT=None, dilationW=None, dilationH=None):
