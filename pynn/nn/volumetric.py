@@ -8,8 +8,6 @@ int64 hold the kernel offsets (t, y, x) of the maximum.
 """
 import sys
 
-import numpy as np
-
 from .. import backend
 from ..tensor import Tensor
 from .module import Module
@@ -17,9 +15,6 @@ from .normalization import BatchNormalization
 from .pooling import _FractionalMaxPooling, _check_in, _check_go, _long_like
 from . import poolkernels as PK
 from . import _stopgaps
-
-_PACKED_EMPTY = 255 | 255 << 8 | 255 << 16
-
 
 def _b5(t):
     a = t.numpy()
