@@ -6,6 +6,9 @@ SpatialContrastiveNormalization, built, as in Lua, from other nn modules kept as
 import math
 import sys
 
+import numpy as np
+
+from ..storage import Storage
 from ..tensor import Tensor
 from .module import Module, clear
 from .container import Sequential
@@ -133,8 +136,10 @@ class SpatialSubtractiveNormalization(Module):
         self._check(input)
         dim = input.dim()
         inpsz = self.__dict__.get('_inpsz')
+        if isinstance(inpsz, Storage):
+            inpsz = tuple(int(v) for v in inpsz.data)
         if inpsz is None or tuple(inpsz) != input.size():
-            self._inpsz = input.size()
+            self._inpsz = Storage(list(input.size()), np.int64)     # Lua: a LongStorage
             if self.__dict__.get('ones') is None:
                 self.ones = input.new()
             if self.__dict__.get('_coef') is None:
