@@ -385,3 +385,33 @@ def test_strings_and_fields():
     m.forward(pynn.randn(1, 4, 6, 8))
     m.clearState()
     assert m.indices.nElement() == 0
+
+
+def _optnet_net():
+    pynn.manualSeed(1)
+    return (nn.Sequential().add(nn.VolumetricDilatedMaxPooling(2, 2, 2, 1, 1, 1, 0, 0, 0, 1, 1, 1))
+            .add(nn.VolumetricBatchNormalization(3)).add(nn.VolumetricReplicationPadding(1))
+            .add(nn.VolumetricFractionalMaxPooling(2, 2, 2, 3, 3, 3).fixPoolingRegions())
+            .add(nn.View(-1, 81)).add(nn.Linear(81, 64)).add(nn.View(-1, 4, 4, 4))
+            .add(nn.SpatialDilatedMaxPooling(2, 2, 1, 1)).add(nn.SpatialAdaptiveMaxPooling(2, 2))
+            .add(nn.SpatialCrossMapLRN(3)).add(nn.SpatialLPPooling(4, 2, 2, 2)))
+
+
+@pytest.mark.parametrize('mode', ['inference', 'training'])
+@pytest.mark.parametrize('planner', ['optnet', 'optimal'])
+def test_optnet_keeps_results(mode, planner):
+    """optnet's sharing (outputs, gradInputs, the pooled indices) leaves results unchanged."""
+    from pynn import optnet
+    x = pynn.randn(2, 3, 5, 6, 5)
+    a, b = _optnet_net(), _optnet_net()
+    if mode == 'inference':
+        a.evaluate()
+        b.evaluate()
+    ya = a.forward(x).clone()
+    b.modules[3].randomSamples = a.modules[3].randomSamples.clone()
+    optnet.optimizeMemory(b, x, {'mode': mode, 'planner': planner})
+    close(b.forward(x), ya.numpy())
+    if mode == 'training':
+        g = pynn.randn(*ya.size())
+        ga = a.backward(x, g).clone()
+        close(b.backward(x, g), ga.numpy())
