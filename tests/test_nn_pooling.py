@@ -723,3 +723,49 @@ def test_new_pools_float32_meta_and_bad_input(make):
     assert mm.backward(pynn.MetaDoubleTensor(2, 3, 7, 7), pynn.MetaDoubleTensor(*yd.shape)).size() == x.shape
     if m.__dict__.get('indices') is not None:
         assert mm.indices.type() == 'torch.MetaLongTensor' and mm.indices.size() == m.indices.size()
+
+
+@given(dilated_cfg(2), st.booleans(), st.integers(0, 10 ** 6))
+@HSET
+def test_max_avg_pool2d_hypothesis_vs_torch(cfg, include, seed):
+    """SpatialMaxPooling / SpatialAveragePooling (ceil mode, padding, count_include_pad)."""
+    (kH, kW), (dH, dW), (pH, pW), _, ceil, (iH, iW), batch, C = cfg
+    iH, iW = iH + kH, iW + kW
+    args = ((iH, iW), (kH, kW), (dH, dW), (pH, pW), (1, 1))
+    osz = [_thnn_pool_size(*a, ceil, pH or pW) for a in zip(*args)]
+    assume(osz == [_torch_pool_size(*a, ceil) for a in zip(*args)] and min(osz) >= 1)
+    x = _rand(_lead(batch, C) + (iH, iW), seed)
+    g = _rand(_lead(batch, C) + tuple(osz), seed + 1)
+    mp = nn.SpatialMaxPooling(kW, kH, dW, dH, pW, pH)
+    ap = nn.SpatialAveragePooling(kW, kH, dW, dH, pW, pH)
+    if not include:
+        ap.setCountExcludePad()
+    if ceil:
+        mp.ceil()
+        ap.ceil()
+    for m, f in ((mp, lambda t: TF.max_pool2d(t, (kH, kW), (dH, dW), (pH, pW), ceil_mode=ceil)),
+                 (ap, lambda t: TF.avg_pool2d(t, (kH, kW), (dH, dW), (pH, pW), ceil_mode=ceil,
+                                              count_include_pad=include))):
+        xt = torch.tensor(x, requires_grad=True)
+        yt = f(xt)
+        np.testing.assert_allclose(m.forward(T(x)).numpy(), yt.detach().numpy(), rtol=0, atol=TOL)
+        yt.backward(torch.from_numpy(g))
+        np.testing.assert_allclose(m.backward(T(x), T(g)).numpy(), xt.grad.numpy(), rtol=0, atol=TOL)
+
+
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.sampled_from([0, 2]),
+       st.integers(0, 10 ** 6))
+@HSET
+def test_max_unpool2d_hypothesis_vs_torch(kH, kW, oH, oW, batch, seed):
+    x = _rand(_lead(batch, 2) + (kH * oH, kW * oW), seed)
+    pool = nn.SpatialMaxPooling(kW, kH)
+    un = nn.SpatialMaxUnpooling(pool)
+    y = pool.forward(T(x))
+    z = _rand(y.size(), seed + 1)
+    _, it = TF.max_pool2d(torch.from_numpy(x), (kH, kW), return_indices=True)
+    zt = torch.tensor(z, requires_grad=True)
+    ut = TF.max_unpool2d(zt, it, (kH, kW), output_size=x.shape[-2:])
+    np.testing.assert_allclose(un.forward(T(z)).numpy(), ut.detach().numpy(), rtol=0, atol=TOL)
+    g = _rand(x.shape, seed + 2)
+    ut.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(un.backward(T(z), T(g)).numpy(), zt.grad.numpy(), rtol=0, atol=TOL)
