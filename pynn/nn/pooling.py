@@ -435,7 +435,8 @@ class SpatialDilatedMaxPooling(SpatialMaxPooling):
         return self.output
 
     def updateGradInput(self, input, gradOutput):
-        want, k, d, p, dil = self._geom(input, gradOutput, self.indices)
+        want, k, d, p, dil = self._geom(input, gradOutput, self.indices if self.indices is not None
+                                        else Tensor(kind='Long'))
         self.gradInput.resizeAs(input)
         if self.gradInput.is_meta():
             return self.gradInput
