@@ -454,3 +454,261 @@ def test_no_big_temporaries(make, shape):
         peak = tracemalloc.get_traced_memory()[1] - base
         tracemalloc.stop()
     assert peak < 0.1 * _owned(m), (peak, _owned(m))
+
+
+# ============================================================================= hypothesis vs PyTorch
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+HSET = settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def _np(shape, seed, scale=1.0):
+    return np.random.default_rng(seed).standard_normal(shape) * scale
+
+
+@given(st.integers(1, 4), st.integers(2, 5), st.sampled_from([(), (3,), (2, 3)]), st.booleans(), st.booleans(),
+       st.integers(0, 10 ** 6))
+@HSET
+def test_batchnorm_hypothesis_vs_torch(C, N, rest, training, affine, seed):
+    cls = {0: nn.BatchNormalization, 1: None, 2: nn.SpatialBatchNormalization}[len(rest)]
+    if cls is None:
+        return
+    m = cls(C, 1e-5, 0.1, affine)
+    rng = np.random.default_rng(seed)
+    if affine:
+        m.weight.numpy()[...] = rng.random(C) + 0.5
+        m.bias.numpy()[...] = rng.standard_normal(C)
+    m.running_mean.numpy()[...] = rng.standard_normal(C)
+    m.running_var.numpy()[...] = rng.random(C) + 0.5
+    rm, rv = torch.from_numpy(m.running_mean.numpy().copy()), torch.from_numpy(m.running_var.numpy().copy())
+    x = rng.standard_normal((N, C) + rest) * 2 + 1
+    m.training() if training else m.evaluate()
+    y = m.forward(P(x))
+    xt = torch.tensor(x, requires_grad=True)
+    w = torch.tensor(m.weight.numpy(), requires_grad=True) if affine else None
+    b = torch.tensor(m.bias.numpy(), requires_grad=True) if affine else None
+    yt = F.batch_norm(xt, rm, rv, w, b, training, 0.1, 1e-5)
+    close(y, yt)
+    close(m.running_mean, rm)
+    close(m.running_var, rv)
+    g = rng.standard_normal(x.shape)
+    m.zeroGradParameters()
+    gi = m.backward(P(x), P(g))
+    yt.backward(torch.from_numpy(g))
+    close(gi, xt.grad, 1e-9)
+    if affine:
+        close(m.gradWeight, w.grad, 1e-9)
+        close(m.gradBias, b.grad, 1e-9)
+
+
+def _lua_layer_norm_torch(xt, n, eps, w, b):
+    """Lua's LayerNormalization in torch ops. A 1-D input is the usual layer normalization; on a
+    batch B x n, Lua's Replicate(n, 1, 1) of the B row means gives an n x B (stride 0) tensor
+    that CSubTable subtracts in element order: element k of the batch gets mean[k % B] (what
+    real Lua computes: the Lua fixture agrees)."""
+    if xt.dim() == 1:
+        c = xt - xt.mean()
+        y = c / torch.sqrt((c * c).sum() + eps)
+    else:
+        B = xt.shape[0]
+        c = xt - xt.mean(1).repeat(n).reshape(B, n)
+        y = c / torch.sqrt((c * c).sum(1, keepdim=True) + eps)
+    y = y * math.sqrt(n)
+    return y * w + b if w is not None else y
+
+
+@given(st.integers(2, 6), st.integers(0, 4), st.booleans(), st.integers(0, 10 ** 6))
+@HSET
+def test_layer_norm_vs_torch(n, B, affine, seed):
+    m = nn.LayerNormalization(n, 0.25, 1e-10, affine)
+    rng = np.random.default_rng(seed)
+    if affine:
+        m.modules[4].weight.numpy()[...] = rng.random(n) + 0.5
+        m.modules[5].bias.numpy()[...] = rng.standard_normal(n)
+    x = rng.standard_normal((B, n) if B else (n,))
+    y = m.forward(P(x))
+    xt = torch.tensor(x, requires_grad=True)
+    w = torch.tensor(m.modules[4].weight.numpy(), requires_grad=True) if affine else None
+    b = torch.tensor(m.modules[5].bias.numpy(), requires_grad=True) if affine else None
+    yt = _lua_layer_norm_torch(xt, n, 1e-10, w, b)
+    if not B:   # the 1-D case is PyTorch's layer_norm (eps / n inside the variance)
+        close(F.layer_norm(xt, (n,), w, b, 1e-10 / n).detach().numpy(), yt, 1e-9)
+    close(y, yt, 1e-9)
+    g = rng.standard_normal(x.shape)
+    m.zeroGradParameters()
+    yt.backward(torch.from_numpy(g))
+    close(m.backward(P(x), P(g)), xt.grad, 1e-9)
+    if affine:
+        close(m.modules[4].gradWeight, w.grad, 1e-9)
+        close(m.modules[5].gradBias, b.grad, 1e-9)
+
+
+def test_layer_norm_structure():
+    m = nn.LayerNormalization(4)
+    assert [c.__typename__ for c in m.modules] == ['nn.ConcatTable', 'nn.CSubTable', 'nn.Normalize',
+                                                   'nn.MulConstant', 'nn.CMul', 'nn.Add']
+    assert [c.__typename__ for c in m.modules[0].modules[1].modules] == ['nn.Mean', 'nn.Replicate']
+    assert m.modules[2].eps == 1e-10 and m.modules[3].constant_scalar == 2
+    np.testing.assert_array_equal(m.modules[4].weight.numpy(), 1)
+    np.testing.assert_array_equal(m.modules[5].bias.numpy(), 0)
+    assert len(nn.LayerNormalization(4, 1.5, 1e-5, False).modules) == 4
+    assert m.__tostring__().startswith('nn.Sequential {')
+
+
+@given(st.sampled_from([1, 3, 5]), st.integers(1, 6), st.floats(1e-4, 1.0), st.floats(0.5, 1.0),
+       st.floats(0.5, 2.0), st.integers(0, 10 ** 6))
+@HSET
+def test_lrn_hypothesis_vs_torch(size, C, alpha, beta, k, seed):
+    x, g = _np((2, C, 3, 4), seed, 2), _np((2, C, 3, 4), seed + 1)
+    m = nn.SpatialCrossMapLRN(size, alpha, beta, k)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = F.local_response_norm(xt, size, alpha, beta, k)
+    close(m.forward(P(x)), yt)
+    yt.backward(torch.from_numpy(g))
+    close(m.backward(P(x), P(g)), xt.grad)
+
+
+@given(st.sampled_from([1, 2, 3, 4.5]), st.sampled_from([(5,), (3, 4), (1, 7)]), st.integers(0, 10 ** 6))
+@HSET
+def test_normalize_hypothesis_vs_torch(p, shape, seed):
+    x, g = _np(shape, seed) + 0.05, _np(shape, seed + 1)
+    m = nn.Normalize(p, 0)        # eps 0: PyTorch's normalize divides by max(norm, eps)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = F.normalize(xt, p, dim=-1, eps=0)
+    close(m.forward(P(x)), yt, 1e-9)
+    yt.backward(torch.from_numpy(g))
+    close(m.backward(P(x), P(g)), xt.grad, 1e-9)
+
+
+# ============================================================================= local normalizations
+def _local_mean_ref(x, kernel2d):
+    """Independent reference of SpatialSubtractiveNormalization's output (one sample, C x H x W):
+    kernel-weighted mean over the neighbourhood and the planes, divided by the same weights over
+    ones (the border correction), subtracted."""
+    C, H, W = x.shape
+    kh, kw = kernel2d.shape
+    k = kernel2d / (kernel2d.sum() * C)
+    pad = np.pad(x, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2)))
+    ones = np.pad(np.ones_like(x), ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2)))
+    s = np.zeros((H, W))
+    c = np.zeros((H, W))
+    for i in range(kh):
+        for j in range(kw):
+            s += k[i, j] * pad[:, i:i + H, j:j + W].sum(0)
+            c += k[i, j] * ones[:, i:i + H, j:j + W].sum(0)
+    return x - (s / c)[None]
+
+
+@pytest.mark.parametrize('kernel', [np.ones((3, 3)), np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1.]]),
+                                    np.ones((5, 3))])
+@pytest.mark.parametrize('batch', [False, True])
+def test_subtractive_vs_reference(kernel, batch):
+    x = _np((2, 3, 6, 7), 3)
+    m = nn.SpatialSubtractiveNormalization(3, P(kernel.copy()))
+    y = m.forward(P(x if batch else x[0])).numpy()
+    ref = np.stack([_local_mean_ref(xi, kernel) for xi in x])
+    close(y, ref if batch else ref[0])
+    assert m.meanestimator.__typename__ == 'nn.Sequential' and m.subtractor.__typename__ == 'nn.CSubTable'
+    assert m.divider.__typename__ == 'nn.CDivTable'
+    assert abs(m.kernel.numpy().sum() - 1 / 3) < 1e-12      # normalized in place, as Lua
+
+
+def _divisive_ref(x, kernel2d, th):
+    C, H, W = x.shape
+    kh, kw = kernel2d.shape
+    k = kernel2d / (kernel2d.sum() * C)
+    pad = np.pad(x ** 2, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2)))
+    ones = np.pad(np.ones_like(x), ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2)))
+    s = np.zeros((H, W))
+    c = np.zeros((H, W))
+    for i in range(kh):
+        for j in range(kw):
+            s += k[i, j] * pad[:, i:i + H, j:j + W].sum(0)
+            c += k[i, j] * ones[:, i:i + H, j:j + W].sum(0)
+    std = np.sqrt(s) / c
+    std = np.where(std > th, std, th)
+    return x / std[None]
+
+
+@pytest.mark.parametrize('batch', [False, True])
+def test_divisive_vs_reference(batch):
+    kernel = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1.]])
+    x = _np((2, 2, 5, 6), 4)
+    m = nn.SpatialDivisiveNormalization(2, P(kernel.copy()), 0.2)
+    y = m.forward(P(x if batch else x[0])).numpy()
+    ref = np.stack([_divisive_ref(xi, kernel, 0.2) for xi in x])
+    close(y, ref if batch else ref[0])
+    assert (m.threshold, m.thresval) == (0.2, 0.2)
+    assert m.thresholder.__typename__ == 'nn.Threshold'
+    assert [s.__typename__ for s in m.stdestimator.modules][0] == 'nn.Square'
+
+
+@pytest.mark.parametrize('make', [
+    lambda: nn.SpatialSubtractiveNormalization(2, P(np.ones((3, 3)))),
+    lambda: nn.SpatialSubtractiveNormalization(2, P(np.array([0.25, 0.5, 0.25]))),
+    lambda: nn.SpatialDivisiveNormalization(2, P(np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1.]]))),
+    lambda: nn.SpatialDivisiveNormalization(2, P(np.array([1., 2, 1]))),
+    lambda: nn.SpatialContrastiveNormalization(2, P(np.ones((3, 3)))),
+    lambda: nn.SpatialContrastiveNormalization(2, P(np.array([1., 1, 1]))),
+], ids=['sub2d', 'sub1d', 'div2d', 'div1d', 'con2d', 'con1d'])
+@pytest.mark.parametrize('batch', [False, True])
+def test_local_normalization_jacobians(make, batch):
+    m = make()
+    x = rnd(*((2, 2, 4, 5) if batch else (2, 4, 5)), seed=12, shift=0.5)
+    jacobian_check(m, x, tol=1e-6)
+
+
+def test_local_normalization_defaults_errors_and_bad_input():
+    m = nn.SpatialContrastiveNormalization()
+    assert m.nInputPlane == 1 and m.kernel.size() == (9, 9) and (m.threshold, m.thresval) == (1e-4, 1e-4)
+    assert [c.__typename__ for c in m.normalizer.modules] == ['nn.SpatialSubtractiveNormalization',
+                                                              'nn.SpatialDivisiveNormalization']
+    with pytest.raises(ValueError, match='ODD'):
+        nn.SpatialSubtractiveNormalization(1, P(np.ones((4, 3))))
+    with pytest.raises(ValueError, match='2D or 1D'):
+        nn.SpatialDivisiveNormalization(1, P(np.ones((3, 3, 3))))
+    s = nn.SpatialSubtractiveNormalization(2, P(np.ones((3, 3))))
+    good = rnd(2, 5, 5, seed=1)
+    y0 = s.forward(good).numpy().copy()
+    for bad in (rnd(5, 5), rnd(3, 5, 5), pynn.FloatTensor(2, 5, 5), [good]):
+        with pytest.raises(ValueError, match='SpatialSubtractiveNormalization'):
+            s.forward(bad)
+    close(s.forward(good), y0)
+
+
+@pytest.mark.parametrize('make', [
+    lambda: nn.SpatialSubtractiveNormalization(2, P(np.array([0.25, 0.5, 0.25]))),
+    lambda: nn.SpatialDivisiveNormalization(2, P(np.ones((3, 3)))),
+    lambda: nn.SpatialContrastiveNormalization(2, P(np.ones((3, 3)))),
+    lambda: nn.LayerNormalization(5),
+], ids=['sub', 'div', 'con', 'layer'])
+def test_composite_float32(make):
+    m = make()
+    shape = (3, 5) if m.__typename__ == 'nn.LayerNormalization' else (2, 2, 5, 6)
+    x = np.random.default_rng(2).standard_normal(shape)
+    g = np.random.default_rng(3).standard_normal(shape)
+    yd = m.forward(P(x)).numpy().copy()
+    gd = m.backward(P(x), P(g)).numpy().copy()
+    mf = m.clone().float()
+    y = mf.forward(P(x.astype(np.float32)))
+    assert y.type() == 'torch.FloatTensor'
+    np.testing.assert_allclose(y.numpy(), yd, rtol=1e-4, atol=1e-4)
+    gi = mf.backward(P(x.astype(np.float32)), P(g.astype(np.float32)))
+    assert gi.numpy().dtype == np.float32
+    np.testing.assert_allclose(gi.numpy(), gd, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize('make,shape', [
+    (lambda: nn.SpatialSubtractiveNormalization(2, P(np.ones((3, 3)))), (2, 2, 5, 6)),
+    (lambda: nn.SpatialDivisiveNormalization(2, P(np.ones((3, 3)))), (2, 5, 6)),
+    (lambda: nn.SpatialContrastiveNormalization(2, P(np.ones((3, 3)))), (2, 2, 5, 6)),
+    (lambda: nn.LayerNormalization(5), (3, 5)),
+], ids=['sub', 'div', 'con', 'layer'])
+def test_composite_meta(make, shape):
+    real, meta = make(), make().type('torch.MetaDoubleTensor')
+    x = rnd(*shape, seed=3)
+    y = real.forward(x)
+    real.backward(x, rnd(*y.size(), seed=4))
+    ym = meta.forward(pynn.MetaDoubleTensor(*shape))
+    assert ym.is_meta() and ym.size() == y.size()
+    assert meta.backward(pynn.MetaDoubleTensor(*shape), pynn.MetaDoubleTensor(*y.size())).size() == shape

@@ -488,3 +488,284 @@ def test_functional_maxpool_backward_paths_agree():
     np.testing.assert_allclose(a, b, atol=TOL, rtol=0)
     ref = maxpool_thnn_backward(go, ind, x.shape)
     np.testing.assert_array_equal(a, ref)  # same summation order as THNN: bitwise equal
+
+
+# ============================================================================= newer pool classes
+# (SpatialDilatedMaxPooling, adaptive, fractional, LP poolings): hypothesis vs PyTorch, float64.
+from hypothesis import HealthCheck, assume, given, settings, strategies as st  # noqa: E402
+
+HSET = settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def _torch_pool_size(i, k, d, p, dil, ceil):
+    span = i + 2 * p - dil * (k - 1) - 1
+    o = (-(-span // d) if ceil else span // d) + 1
+    if ceil and (o - 1) * d >= i + p:
+        o -= 1
+    return o
+
+
+def _thnn_pool_size(i, k, d, p, dil, ceil, any_pad):
+    span = i + 2 * p - dil * (k - 1) - 1
+    o = (-(-span // d) if ceil else span // d) + 1
+    if any_pad and (o - 1) * d >= i + p:
+        o -= 1
+    return o
+
+
+@st.composite
+def dilated_cfg(draw, nd):
+    k = [draw(st.integers(1, 3)) for _ in range(nd)]
+    d = [draw(st.integers(1, 3)) for _ in range(nd)]
+    dil = [draw(st.integers(1, 3)) for _ in range(nd)]
+    p = [draw(st.integers(0, kk // 2)) for kk in k]
+    ceil = draw(st.booleans())
+    isz = [draw(st.integers(dl * (kk - 1) + 1, dl * (kk - 1) + 6)) for kk, dl in zip(k, dil)]
+    batch = draw(st.sampled_from([0, 1, 2]))
+    C = draw(st.integers(1, 3))
+    return k, d, p, dil, ceil, isz, batch, C
+
+
+def _rand(shape, seed):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def _lead(batch, C):
+    return (batch, C) if batch else (C,)
+
+
+@given(dilated_cfg(2), st.integers(0, 10 ** 6))
+@HSET
+def test_dilated_maxpool_vs_torch(cfg, seed):
+    (kH, kW), (dH, dW), (pH, pW), (lH, lW), ceil, (iH, iW), batch, C = cfg
+    osz = [_thnn_pool_size(i, k, d, p, l, ceil, pH or pW) for i, k, d, p, l in
+           zip((iH, iW), (kH, kW), (dH, dW), (pH, pW), (lH, lW))]
+    assume(osz == [_torch_pool_size(i, k, d, p, l, ceil) for i, k, d, p, l in
+                   zip((iH, iW), (kH, kW), (dH, dW), (pH, pW), (lH, lW))])
+    assume(min(osz) >= 1)
+    m = nn.SpatialDilatedMaxPooling(kW, kH, dW, dH, pW, pH, lW, lH)
+    if ceil:
+        m.ceil()
+    x = _rand(_lead(batch, C) + (iH, iW), seed)
+    y = m.forward(T(x))
+    xt = torch.tensor(x, requires_grad=True)
+    yt, it = TF.max_pool2d(xt, (kH, kW), (dH, dW), (pH, pW), (lH, lW), ceil_mode=ceil, return_indices=True)
+    assert y.size() == tuple(yt.shape)
+    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=0, atol=TOL)
+    np.testing.assert_array_equal(m.indices.numpy() - 1, it.numpy())
+    assert m.indices.type() == 'torch.LongTensor'
+    g = _rand(y.size(), seed + 1)
+    gi = m.backward(T(x), T(g))
+    yt.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(gi.numpy(), xt.grad.numpy(), rtol=0, atol=TOL)
+
+
+def test_dilated_maxpool_fields_and_string():
+    m = nn.SpatialDilatedMaxPooling(3, 2, 1, 1, 1, 0, 2)
+    assert (m.dilationW, m.dilationH, m.padW, m.padH, m.ceil_mode) == (2, 1, 1, 0, False)
+    assert m.__tostring__() == 'nn.SpatialDilatedMaxPooling(3x2, 1,1, 1,0, 2,1)'
+    assert nn.SpatialDilatedMaxPooling(2, 2, 1, 1, 0, 0, 2, 2).__tostring__() == \
+        'nn.SpatialDilatedMaxPooling(2x2, 1,1, 2,2)'
+    assert isinstance(m, nn.SpatialMaxPooling) and m.ceil() is m and m.ceil_mode
+
+
+@given(st.integers(1, 7), st.integers(1, 7), st.integers(1, 9), st.integers(1, 9), st.sampled_from([0, 2]),
+       st.integers(0, 10 ** 6))
+@HSET
+def test_adaptive_pools_vs_torch(oH, oW, iH, iW, batch, seed):
+    x = _rand(_lead(batch, 2) + (iH, iW), seed)
+    g = _rand(_lead(batch, 2) + (oH, oW), seed + 1)
+    for m, f in ((nn.SpatialAdaptiveMaxPooling(oW, oH), TF.adaptive_max_pool2d),
+                 (nn.SpatialAdaptiveAveragePooling(oW, oH), TF.adaptive_avg_pool2d)):
+        y = m.forward(T(x))
+        xt = torch.tensor(x, requires_grad=True)
+        yt = f(xt, (oH, oW))
+        np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=0, atol=TOL)
+        yt.backward(torch.from_numpy(g))
+        np.testing.assert_allclose(m.backward(T(x), T(g)).numpy(), xt.grad.numpy(), rtol=0, atol=TOL)
+    m = nn.SpatialAdaptiveMaxPooling(oW, oH)
+    m.forward(T(x))
+    ind = m.indices.numpy()
+    assert m.indices.size() == (2,) + _lead(batch, 2) + (oH, oW)
+    _, it = TF.adaptive_max_pool2d(torch.from_numpy(x), (oH, oW), return_indices=True)
+    ys = np.floor(np.arange(oH, dtype=np.float32) / np.float32(oH) * np.float32(iH)).astype(int)
+    xs = np.floor(np.arange(oW, dtype=np.float32) / np.float32(oW) * np.float32(iW)).astype(int)
+    flat = (ind[0] - 1 + ys[:, None]) * iW + (ind[1] - 1 + xs[None, :])
+    np.testing.assert_array_equal(flat, it.numpy())
+
+
+@given(st.integers(2, 3), st.integers(2, 3), st.integers(1, 4), st.integers(1, 4), st.integers(0, 3),
+       st.integers(0, 3), st.sampled_from([0, 2]), st.integers(0, 10 ** 6))
+@HSET
+def test_fractional_maxpool_vs_torch(kH, kW, oH, oW, eH, eW, batch, seed):
+    iH, iW = oH + kH + eH, oW + kW + eW
+    x = _rand(_lead(batch, 3) + (iH, iW), seed)
+    samples = np.random.default_rng(seed + 2).random((max(batch, 1), 3, 2))
+    m = nn.SpatialFractionalMaxPooling(kW, kH, oW, oH).fixPoolingRegions()
+    m.randomSamples = T(samples)
+    y = m.forward(T(x))
+    xt = torch.tensor(x if batch else x[None], requires_grad=True)
+    yt, it = TF.fractional_max_pool2d(xt, (kH, kW), output_size=(oH, oW), return_indices=True,
+                                      _random_samples=torch.from_numpy(samples))
+    np.testing.assert_allclose(y.numpy(), (yt if batch else yt[0]).detach().numpy(), rtol=0, atol=TOL)
+    np.testing.assert_array_equal(m.indices.numpy() - 1, (it if batch else it[0]).numpy())
+    g = _rand(y.size(), seed + 1)
+    gi = m.backward(T(x), T(g))
+    yt.backward(torch.from_numpy(g if batch else g[None]))
+    np.testing.assert_allclose(gi.numpy(), (xt.grad if batch else xt.grad[0]).numpy(), rtol=0, atol=TOL)
+    np.testing.assert_array_equal(m.randomSamples.numpy(), samples)   # fixed regions: not redrawn
+
+
+def test_fractional_samples_ratio_and_string():
+    m = nn.SpatialFractionalMaxPooling(2, 2, 0.5, 0.75)
+    assert m.randomSamples is None and m.newRandomPool is False and m.outW is None
+    x = pynn.randn(2, 3, 8, 8)
+    y = m.forward(x)
+    assert y.size() == (2, 3, 6, 4) and m.randomSamples.size() == (2, 3, 2)
+    s0 = m.randomSamples.numpy().copy()
+    m.forward(x)
+    assert not np.array_equal(s0, m.randomSamples.numpy())       # redrawn each forward
+    m.fixPoolingRegions()
+    s1 = m.randomSamples.numpy().copy()
+    m.forward(x)
+    np.testing.assert_array_equal(s1, m.randomSamples.numpy())
+    assert nn.SpatialFractionalMaxPooling(2, 3, 4, 5).__tostring__() == 'nn.SpatialFractionalMaxPooling(4x5, 2,3)'
+    m.clearState()
+    assert m.randomSamples is None and m.indices is None
+    with pytest.raises(ValueError, match='SpatialFractionalMaxPooling'):
+        nn.SpatialFractionalMaxPooling(2, 2, 4, 4).forward(pynn.randn(3, 5, 5))   # pool too large
+
+
+@given(st.sampled_from([1, 2, 3]), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3),
+       st.integers(0, 10 ** 6))
+@HSET
+def test_lp_pooling_vs_torch(p, kH, kW, dH, dW, seed):
+    x = np.abs(_rand((2, 2, kH + 3, kW + 4), seed)) + 0.1
+    m = nn.SpatialLPPooling(2, p, kW, kH, dW, dH)
+    y = m.forward(T(x))
+    xt = torch.tensor(x, requires_grad=True)
+    yt = TF.lp_pool2d(xt, p, (kH, kW), (dH, dW))
+    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=1e-12, atol=TOL)
+    g = _rand(y.size(), seed + 1)
+    yt.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(m.backward(T(x), T(g)).numpy(), xt.grad.numpy(), rtol=1e-10, atol=TOL)
+    assert not m.parameters() or m.parameters() == ([], [])
+    assert [t.__typename__ for t in m.modules][1:3] == \
+        ['nn.SpatialAveragePooling', 'nn.MulConstant']
+    assert (m.kW, m.kH, m.dW, m.dH) == (kW, kH, dW, dH)
+
+
+def feature_lp_reference(x, width, stride, p):
+    F_ = x.shape[1]
+    oF = (F_ - width) // stride + 1
+    return np.stack([(np.abs(x[:, f * stride:f * stride + width]) ** p).sum(1) ** (1 / p)
+                     if p % 2 else (x[:, f * stride:f * stride + width] ** p).sum(1) ** (1 / p)
+                     for f in range(oF)], 1)
+
+
+@pytest.mark.parametrize('batch,shape', [(False, (7,)), (False, (6, 3)), (False, (6, 2, 3)),
+                                         (True, (2, 7)), (True, (2, 6, 3)), (True, (2, 8, 2, 2))])
+@pytest.mark.parametrize('width,stride,p', [(2, 1, 2), (3, 2, 2), (4, 1, 3)])
+def test_feature_lp_pooling(batch, shape, width, stride, p):
+    rng = np.random.default_rng(5)
+    x = np.abs(rng.standard_normal(shape)) + 0.2
+    m = nn.FeatureLPPooling(width, stride, p, batch)
+    y = m.forward(T(x))
+    xb = x if batch else x[None]
+    ref = feature_lp_reference(xb, width, stride, p)
+    np.testing.assert_allclose(y.numpy(), ref if batch else ref[0], rtol=1e-12)
+    assert jacobian_check(m, T(x)) < 1e-7
+
+
+def test_new_pools_jacobians():
+    rng = np.random.default_rng(4)
+    x = T(rng.standard_normal((2, 2, 6, 7)))
+    assert jacobian_check(nn.SpatialDilatedMaxPooling(2, 3, 1, 2, 1, 1, 2, 1).ceil(), x) < 1e-7
+    assert jacobian_check(nn.SpatialAdaptiveMaxPooling(3, 4), x) < 1e-7
+    assert jacobian_check(nn.SpatialAdaptiveAveragePooling(4, 3), x) < 1e-7
+    assert jacobian_check(nn.SpatialAdaptiveAveragePooling(9, 8), x) < 1e-7   # upsampling windows
+    assert jacobian_check(nn.SpatialFractionalMaxPooling(2, 2, 3, 3).fixPoolingRegions(), x) < 1e-7
+    assert jacobian_check(nn.SpatialLPPooling(2, 2, 2, 2), T(np.abs(x.numpy()) + 0.1)) < 1e-6
+
+
+NEW_POOLS = [lambda: nn.SpatialDilatedMaxPooling(3, 3, 2, 2, 1, 1, 2, 2).ceil(),
+             lambda: nn.SpatialAdaptiveMaxPooling(3, 2), lambda: nn.SpatialAdaptiveAveragePooling(2, 3),
+             lambda: nn.SpatialFractionalMaxPooling(2, 2, 3, 3).fixPoolingRegions(),
+             lambda: nn.SpatialLPPooling(3, 2, 2, 2), lambda: nn.FeatureLPPooling(2, 1, 2, True)]
+
+
+@pytest.mark.parametrize('make', NEW_POOLS)
+def test_new_pools_float32_meta_and_bad_input(make):
+    rng = np.random.default_rng(6)
+    x = np.abs(rng.standard_normal((2, 3, 7, 7))) + 0.1
+    m = make()
+    yd = m.forward(T(x)).numpy().copy()
+    gd = m.backward(T(x), T(np.ones(yd.shape))).numpy().copy()
+    # bad input: a ValueError naming the module, the module still works afterwards
+    for bad in (pynn.randn(7), pynn.randn(1, 1, 2, 3, 7, 7), pynn.FloatTensor(2, 3, 7, 7), [T(x)]):
+        with pytest.raises((ValueError, TypeError), match=m.__typename__.split('.')[1][:7]):
+            m.forward(bad)
+    np.testing.assert_array_equal(m.forward(T(x)).numpy(), yd)
+    # float32
+    mf = make().float()
+    if 'randomSamples' in m.__dict__:
+        mf.randomSamples = m.randomSamples.float()
+    y = mf.forward(T(x.astype(np.float32)))
+    assert y.type() == 'torch.FloatTensor'
+    np.testing.assert_allclose(y.numpy(), yd, rtol=1e-5, atol=1e-5)
+    gi = mf.backward(T(x.astype(np.float32)), T(np.ones(yd.shape, np.float32)))
+    assert gi.numpy().dtype == np.float32
+    np.testing.assert_allclose(gi.numpy(), gd, rtol=1e-4, atol=1e-4)
+    # meta: sizes (and index buffers) as with real data
+    mm = make().type('torch.MetaDoubleTensor')
+    ym = mm.forward(pynn.MetaDoubleTensor(2, 3, 7, 7))
+    assert ym.is_meta() and ym.size() == yd.shape
+    assert mm.backward(pynn.MetaDoubleTensor(2, 3, 7, 7), pynn.MetaDoubleTensor(*yd.shape)).size() == x.shape
+    if m.__dict__.get('indices') is not None:
+        assert mm.indices.type() == 'torch.MetaLongTensor' and mm.indices.size() == m.indices.size()
+
+
+@given(dilated_cfg(2), st.booleans(), st.integers(0, 10 ** 6))
+@HSET
+def test_max_avg_pool2d_hypothesis_vs_torch(cfg, include, seed):
+    """SpatialMaxPooling / SpatialAveragePooling (ceil mode, padding, count_include_pad)."""
+    (kH, kW), (dH, dW), (pH, pW), _, ceil, (iH, iW), batch, C = cfg
+    iH, iW = iH + kH, iW + kW
+    args = ((iH, iW), (kH, kW), (dH, dW), (pH, pW), (1, 1))
+    osz = [_thnn_pool_size(*a, ceil, pH or pW) for a in zip(*args)]
+    assume(osz == [_torch_pool_size(*a, ceil) for a in zip(*args)] and min(osz) >= 1)
+    x = _rand(_lead(batch, C) + (iH, iW), seed)
+    g = _rand(_lead(batch, C) + tuple(osz), seed + 1)
+    mp = nn.SpatialMaxPooling(kW, kH, dW, dH, pW, pH)
+    ap = nn.SpatialAveragePooling(kW, kH, dW, dH, pW, pH)
+    if not include:
+        ap.setCountExcludePad()
+    if ceil:
+        mp.ceil()
+        ap.ceil()
+    for m, f in ((mp, lambda t: TF.max_pool2d(t, (kH, kW), (dH, dW), (pH, pW), ceil_mode=ceil)),
+                 (ap, lambda t: TF.avg_pool2d(t, (kH, kW), (dH, dW), (pH, pW), ceil_mode=ceil,
+                                              count_include_pad=include))):
+        xt = torch.tensor(x, requires_grad=True)
+        yt = f(xt)
+        np.testing.assert_allclose(m.forward(T(x)).numpy(), yt.detach().numpy(), rtol=0, atol=TOL)
+        yt.backward(torch.from_numpy(g))
+        np.testing.assert_allclose(m.backward(T(x), T(g)).numpy(), xt.grad.numpy(), rtol=0, atol=TOL)
+
+
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.sampled_from([0, 2]),
+       st.integers(0, 10 ** 6))
+@HSET
+def test_max_unpool2d_hypothesis_vs_torch(kH, kW, oH, oW, batch, seed):
+    x = _rand(_lead(batch, 2) + (kH * oH, kW * oW), seed)
+    pool = nn.SpatialMaxPooling(kW, kH)
+    un = nn.SpatialMaxUnpooling(pool)
+    y = pool.forward(T(x))
+    z = _rand(y.size(), seed + 1)
+    _, it = TF.max_pool2d(torch.from_numpy(x), (kH, kW), return_indices=True)
+    zt = torch.tensor(z, requires_grad=True)
+    ut = TF.max_unpool2d(zt, it, (kH, kW), output_size=x.shape[-2:])
+    np.testing.assert_allclose(un.forward(T(z)).numpy(), ut.detach().numpy(), rtol=0, atol=TOL)
+    g = _rand(x.shape, seed + 2)
+    ut.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(un.backward(T(z), T(g)).numpy(), zt.grad.numpy(), rtol=0, atol=TOL)

@@ -300,20 +300,19 @@ class SpatialCrossMapLRN(Module):
         return self.output
 
     def _forward(self, x, out, sc):
+        """scale[c] = k + alpha/size * sum of x^2 over channels c-(size-1)/2 .. c+(size-1)/2
+        (one whole-array add per window offset; Lua keeps a running sum over the channels)."""
         xp = xpof(out)
         size = self.size
         C = x.shape[1]
         xp.square(x, out=out)          # output storage holds x^2 for now
-        pre = (size - 1) // 2 + 1
-        first = min(pre, C)
-        xp.sum(out[:, :first], axis=1, out=sc[:, 0])
-        for c in range(1, C):
-            cur = sc[:, c]
-            cur[...] = sc[:, c - 1]
-            if c + pre - 1 < C:
-                cur += out[:, c + pre - 1]
-            if c - pre >= 0:
-                cur -= out[:, c - pre]
+        half = (size - 1) // 2
+        sc.fill(0)
+        for j in range(-half, half + 1):
+            lo, hi = max(0, -j), min(C, C - j)
+            if hi > lo:
+                dst = sc[:, lo:hi]
+                xp.add(dst, out[:, lo + j:hi + j], out=dst)
         sc *= self.alpha / size
         sc += self.k
         xp.power(sc, -self.beta, out=out)
@@ -368,26 +367,41 @@ class SpatialCrossMapLRN(Module):
         return self.gradInput
 
     def _backward(self, x, g, out, sc, gi, padded, accum):
+        """gi = scale^-beta * g - 2*alpha*beta/size * x * (sum of g*out/scale over the window
+        [c - inversePrePad + 1, c + size - inversePrePad]): one whole-array add per window
+        offset. Lua loops over samples and channels with paddedRatio/accumRatio; those buffers
+        keep their sizes (and hold the last sample's values, as Lua leaves them)."""
         xp = xpof(gi)
         size = self.size
         N, C = x.shape[:2]
         cache = 2 * self.alpha * self.beta / size
         pre = size - (size - 1) // 2          # Lua's inversePrePad (1-based)
-        xp.power(sc, -self.beta, out=gi)
-        gi *= g
-        padded.fill(0)
-        center = padded[pre - 1:pre - 1 + C]
-        tmp = xp.empty(accum.shape, gi.dtype)
-        for n in range(N):
-            xp.multiply(g[n], out[n], out=center)
-            center /= sc[n]
-            xp.sum(padded[:size - 1], axis=0, out=accum)
-            for c in range(C):
-                accum += padded[c + size - 1]
-                xp.multiply(x[n, c], accum, out=tmp)
-                tmp *= cache
-                gi[n, c] -= tmp
-                accum -= padded[c]
+        xp.multiply(g, out, out=gi)           # gi holds the ratio g * out / scale for now
+        gi /= sc
+        H, W = gi.shape[2:]
+        if N:
+            padded.fill(0)
+            padded[pre - 1:pre - 1 + C] = gi[N - 1]
+            xp.sum(padded[C:C + size - 1], axis=0, out=accum)  # Lua's accumRatio after its loop
+        # blocks of rows keep the window-sum scratch small (windows run along the channels)
+        rows = max(1, min(H, max(4096, gi.size // 32) // max(1, N * C * W)))
+        acc_buf = xp.empty((N, C, rows, W), dtype=gi.dtype)
+        for h0 in range(0, H, rows):
+            h1 = min(H, h0 + rows)
+            r = gi[:, :, h0:h1]
+            acc = acc_buf[:, :, :h1 - h0]
+            acc.fill(0)
+            for j in range(size):             # window offsets relative to the channel
+                o = j - (pre - 1)
+                lo, hi = max(0, -o), min(C, C - o)
+                if hi > lo:
+                    dst = acc[:, lo:hi]
+                    xp.add(dst, r[:, lo + o:hi + o], out=dst)
+            acc *= x[:, :, h0:h1]
+            acc *= cache
+            xp.power(sc[:, :, h0:h1], -self.beta, out=r)
+            r *= g[:, :, h0:h1]
+            r -= acc
 
     def clearState(self):
         clear(self, 'scale', 'paddedRatio', 'accumRatio')
@@ -542,3 +556,9 @@ class Normalize(Module):
     def clearState(self):
         clear(self, '_output', '_indices', '_gradInput', 'buffer', 'norm', 'normp', 'cross')
         return super().clearState()
+
+
+# LayerNormalization and the local (subtractive, divisive, contrastive) normalizations live in
+# localnorm.py; importable from here as the other classes of this family.
+from .localnorm import (LayerNormalization, SpatialSubtractiveNormalization,  # noqa: E402,F401
+                        SpatialDivisiveNormalization, SpatialContrastiveNormalization)

@@ -271,16 +271,37 @@ NEEDS.update({
 
 # pool
 NEEDS.update({
+    # max poolings read their indices (pooled buffers below), adaptive/fractional too
+    'nn.SpatialDilatedMaxPooling': ({GO}, NONE),
+    'nn.SpatialAdaptiveMaxPooling': ({GO}, NONE),
+    'nn.SpatialAdaptiveAveragePooling': ({GO}, NONE),
+    'nn.SpatialFractionalMaxPooling': ({GO}, NONE),
+    'nn.FeatureLPPooling': ({IN, OUT, GO}, NONE),   # THNN: go * (x / y)^(p-1), skips y == 0
+    # nn.SpatialLPPooling is a Sequential (its children are declared)
 })
 
 
 # normalization
 NEEDS.update({
+    # built from submodules kept as fields (not `modules`): what their backward reads of the
+    # module's own input; their inner tensors are the module's own
+    'nn.SpatialSubtractiveNormalization': ({GO}, NONE),     # CSubTable, CDivTable, conv chain
+    'nn.SpatialDivisiveNormalization': ({IN, GO}, NONE),    # CDivTable{input, std}, Square(input)
+    'nn.SpatialContrastiveNormalization': ({GO}, NONE),     # the divisive part reads an inner output
+    # nn.LayerNormalization is a Sequential (its children are declared)
 })
 
 
 # volumetric
 NEEDS.update({
+    'nn.VolumetricMaxPooling': ({GO}, NONE),        # reads its packed indices
+    'nn.VolumetricDilatedMaxPooling': ({GO}, NONE),
+    'nn.VolumetricAveragePooling': ({GO}, NONE),
+    'nn.VolumetricMaxUnpooling': ({GO}, NONE),      # reads the pooling module's indices
+    'nn.VolumetricFractionalMaxPooling': ({GO}, NONE),
+    'nn.VolumetricBatchNormalization': ({IN, GO}, {IN, GO}),
+    'nn.VolumetricDropout': ({GO}, NONE),           # reads its own `noise`, never shared
+    'nn.VolumetricReplicationPadding': ({GO}, NONE),
 })
 
 
@@ -331,6 +352,11 @@ POOLED_BUFFERS.update({
 
 # pool
 POOLED_BUFFERS.update({
+    # as the original's nn.SpatialMaxPooling: argmax indices, written by updateOutput and
+    # read by updateGradInput (the fractional poolings' randomSamples are state, not buffers)
+    'nn.SpatialDilatedMaxPooling': {'indices': (UO, UGI)},
+    'nn.SpatialAdaptiveMaxPooling': {'indices': (UO, UGI)},
+    'nn.SpatialFractionalMaxPooling': {'indices': (UO, UGI)},
 })
 
 
@@ -341,6 +367,10 @@ POOLED_BUFFERS.update({
 
 # volumetric
 POOLED_BUFFERS.update({
+    # nn.VolumetricMaxPooling's indices stay private: nn.VolumetricMaxUnpooling reads them
+    # (the case the original excludes for nn.SpatialMaxPooling when an unpooling is present)
+    'nn.VolumetricDilatedMaxPooling': {'indices': (UO, UGI)},
+    'nn.VolumetricFractionalMaxPooling': {'indices': (UO, UGI)},
 })
 
 
