@@ -17,6 +17,9 @@ from _lua_lazy import LAZY_FIELDS
 
 T7 = Path(__file__).resolve().parents[1] / '..' / 'shared' / 'reference' / 't7' / 'lua'
 PARAM_GRADS = ('gradWeight', 'gradBias')
+# lazily made, but made at random: absent, the fractional poolings draw new regions (as Lua)
+RANDOM_WHEN_ABSENT = {('nn.SpatialFractionalMaxPooling', 'randomSamples'),
+                      ('nn.VolumetricFractionalMaxPooling', 'randomSamples')}
 
 
 def optional_fields(obj):
@@ -32,7 +35,8 @@ def optional_fields(obj):
         lazy = LAZY_FIELDS.get(m.__typename__, ())
         for k, v in list(m.__dict__.items()):
             if k.startswith('_pynn') or k in ('modules', 'train', 'gradInput') or \
-                    (isinstance(v, pynn.Tensor) and id(v) in theirs):
+                    (isinstance(v, pynn.Tensor) and id(v) in theirs) or \
+                    (m.__typename__, k) in RANDOM_WHEN_ABSENT:
                 continue
             # a lazily defaulted number or true flag (`self.padW = self.padW or 0`) is a
             # field of an older format when absent: test_older_formats covers those

@@ -134,7 +134,8 @@ class VolumetricMaxPooling(Module):
 class VolumetricDilatedMaxPooling(VolumetricMaxPooling):
     """nn.VolumetricDilatedMaxPooling(kT, kW, kH, dT, dW, dH, padT, padW, padH, dilationT,
     dilationW, dilationH)."""
-    __version__ = 2     # inherited from nn.VolumetricMaxPooling in Lua
+    # no __version__ of its own: Lua writes 'V 1' (rawget of the class's own __version), and
+    # on reading the inherited read() then sets ceil_mode false, as Lua's does
 
     def __init__(self, kT, kW, kH, dT=None, dW=None, dH=None, padT=None, padW=None, padH=None,
                  dilationT=None, dilationW=None, dilationH=None):
@@ -325,8 +326,7 @@ class VolumetricFractionalMaxPooling(_FractionalMaxPooling):
 # --- batch normalization, dropout, padding --------------------------------------------------------
 class VolumetricBatchNormalization(BatchNormalization):
     """BatchNormalization over the planes of N x C x T x H x W input."""
-    nDim = 5
-    __version__ = 2
+    nDim = 5   # no __version__ of its own: Lua writes 'V 1' for it
 
 
 class VolumetricDropout(Module):
