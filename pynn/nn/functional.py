@@ -881,3 +881,82 @@ def window_spread_nd(go, gx, k, d):
         if state:
             dst = gx[S + isl]
             xp.add(dst, go[S + osl], out=dst)
+
+
+# --------------------------------------------------------------------------- temporal conv
+# THNN's TemporalConvolution: frames are rows (B, T, C); the window of output frame t is the
+# kW*C contiguous elements from row t*dW, so the unfolded input is (B*oT, kW*C), row-major,
+# and each pass is one GEMM for the batch (chunks of sequences only past _COLS_BUDGET).
+
+def _frames_unfold(x, cols, kW, dW):
+    """cols (n, oT, kW, C) = the windows of x (n, T, C); one strided copy per kernel offset."""
+    xp = array_module(cols)
+    oT = cols.shape[1]
+    for k in range(kW):
+        xp.copyto(cols[:, :, k], x[:, k:k + (oT - 1) * dW + 1:dW])
+
+
+@_small_buffers
+def temporal_conv_forward(x, w2, bias, out, kW, dW, budget=None):
+    """out (B, oT, nOut) = unfold(x (B, T, C)) @ w2^T (w2: nOut x kW*C) + bias."""
+    xp = array_module(out)
+    B, T, C = x.shape
+    oT, nOut = out.shape[1:]
+    K = kW * C
+    nb = _nb_chunk(B, oT * K, budget)
+    buf = xp.empty(nb * oT * K, dtype=out.dtype)
+    for b0 in range(0, B, nb):
+        n = min(B, b0 + nb) - b0
+        cols = buf[:n * oT * K].reshape(n, oT, kW, C)
+        _frames_unfold(x[b0:b0 + n], cols, kW, dW)
+        o = out[b0:b0 + n].reshape(n * oT, nOut)
+        xp.matmul(cols.reshape(n * oT, K), w2.T, out=o)
+        if bias is not None:
+            o += bias
+    return out
+
+
+@_small_buffers
+def temporal_conv_backward_input(go, w2, gx, kW, dW, budget=None):
+    """gx (B, T, C) = fold(gradOutput (B, oT, nOut) @ w2)."""
+    xp = array_module(gx)
+    B, T, C = gx.shape
+    oT, nOut = go.shape[1:]
+    K = kW * C
+    gx.fill(0)
+    nb = _nb_chunk(B, oT * K, budget)
+    buf = xp.empty(nb * oT * K, dtype=gx.dtype)
+    for b0 in range(0, B, nb):
+        n = min(B, b0 + nb) - b0
+        g = go[b0:b0 + n].reshape(n * oT, nOut)
+        cols = buf[:n * oT * K].reshape(n * oT, K)
+        xp.matmul(g, w2, out=cols)
+        c4 = cols.reshape(n, oT, kW, C)
+        for k in range(kW):
+            dst = gx[b0:b0 + n, k:k + (oT - 1) * dW + 1:dW]
+            xp.add(dst, c4[:, :, k], out=dst)
+
+
+@_small_buffers
+def temporal_conv_backward_weight(x, go, gw2, gbias, scale, kW, dW, budget=None):
+    """gw2 (nOut, kW*C) += scale * gradOutput^T @ unfold(x); gbias += scale * sum(gradOutput)."""
+    xp = array_module(gw2)
+    B, T, C = x.shape
+    oT, nOut = go.shape[1:]
+    K = kW * C
+    nb = _nb_chunk(B, oT * K, budget)
+    buf = xp.empty(nb * oT * K, dtype=gw2.dtype)
+    for b0 in range(0, B, nb):
+        n = min(B, b0 + nb) - b0
+        cols = buf[:n * oT * K].reshape(n, oT, kW, C)
+        _frames_unfold(x[b0:b0 + n], cols, kW, dW)
+        g = go[b0:b0 + n].reshape(n * oT, nOut)
+        t = xp.matmul(cols.reshape(n * oT, K).T, g)      # (K, nOut): see conv2d_mm_backward_weight
+        if scale != 1:
+            t *= scale
+        gw2 += t.T
+    if gbias is not None:
+        s = go.sum(axis=(0, 1))
+        if scale != 1:
+            s *= scale
+        gbias += s
