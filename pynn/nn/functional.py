@@ -634,10 +634,25 @@ def im2col_nd(x, cols, k, d, pad, dil):
     S = (slice(None), slice(None))
     for idx, osl, isl, state in _offsets_nd(k, d, pad, dil, x.shape[2:], osz):
         dst = cols[S + idx]
-        if state != 2:
+        if state == 0:
             dst.fill(0)
-        if state:
-            xp.copyto(dst[S + osl], x[S + isl])
+            continue
+        if state == 1:
+            _fill_outside(dst, osl)
+        xp.copyto(dst[S + osl], x[S + isl])
+
+
+def _fill_outside(dst, box):
+    """Zero the elements of dst (B, C, *o) outside the box of slices `box` (one slab per
+    side and dim, so every element is written once)."""
+    pre = (slice(None), slice(None))
+    for j, sl in enumerate(box):
+        size = dst.shape[2 + j]
+        if sl.start > 0:
+            dst[pre + (slice(0, sl.start),)].fill(0)
+        if sl.stop < size:
+            dst[pre + (slice(sl.stop, size),)].fill(0)
+        pre = pre + (sl,)
 
 
 @_small_buffers
@@ -730,8 +745,9 @@ def conv_nd_forward(x, w2, bias, out, k, d, pad, dil, cols=None, budget=None):
 
 
 @_small_buffers
-def conv_nd_backward_input(go, w2, gx, k, d, pad, dil, budget=None):
-    """gx (B, C, *i) = fold(w2^T @ gradOutput (B, nOut, L))."""
+def conv_nd_backward_input(go, w2, gx, k, d, pad, dil, budget=None, cols=None):
+    """gx (B, C, *i) = fold(w2^T @ gradOutput (B, nOut, L)). cols: an optional (K, B*L)
+    matrix (e.g. a K-major fgradInput) that receives the whole batch's gradient columns."""
     xp = array_module(gx)
     B, C = gx.shape[:2]
     isz = gx.shape[2:]
@@ -739,11 +755,15 @@ def conv_nd_backward_input(go, w2, gx, k, d, pad, dil, budget=None):
     nOut, L = go.shape[1:]
     K = w2.shape[1]
     gx.fill(0)
-    nb = _nb_chunk(B, K * L, budget)
+    nb = B if cols is not None else _nb_chunk(B, K * L, budget)
     for b0 in range(0, B, nb):
         n = min(B, b0 + nb) - b0
         g = go[b0] if n == 1 else _gather(xp, go[b0:b0 + n])
-        m = xp.matmul(w2.T, g)
+        if cols is not None:
+            m = cols
+            xp.matmul(w2.T, g, out=m)
+        else:
+            m = xp.matmul(w2.T, g)
         col2im_nd_add(_cols_view(m, n, C, k, o), gx[b0:b0 + n], k, d, pad, dil)
 
 

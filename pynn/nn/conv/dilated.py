@@ -237,8 +237,12 @@ class VolumetricConvolution(_ConvNd, Module):
 
     @staticmethod
     def _matrix(t, B):
+        """The (K, B*L) matrix under finput/fgradInput (K-major, see _kmajor)."""
         a = t.numpy()
-        return a if a.ndim == 2 else F.cols_matrix(a)
+        m = a if a.ndim == 2 else F.cols_matrix(a)
+        if m is None:  # pragma: no cover - _kmajor lays them out so
+            raise ValueError('VolumetricConvolution: finput/fgradInput are not laid out K-major')
+        return m
 
     def updateOutput(self, input):
         batch, B, isz, osz = self._check(input)
@@ -281,7 +285,8 @@ class VolumetricConvolution(_ConvNd, Module):
             return self.gradInput
         F.conv_nd_backward_input(_x(gradOutput, batch).reshape(B, nOut, L),
                                  self.weight.numpy().reshape(nOut, K),
-                                 _x(self.gradInput, batch), k, dd, pad, dil)
+                                 _x(self.gradInput, batch), k, dd, pad, dil,
+                                 cols=self._matrix(self.fgradInput, B))
         return self.gradInput
 
     def accGradParameters(self, input, gradOutput, scale=1):
