@@ -1001,3 +1001,16 @@ def test_functional_nd_chunks_equal_one_gemm(budget):
     gx2 = np.empty_like(x)
     F.conv_nd_backward_input(go, w, gx2, *geo)
     assert np.abs(gx - gx2).max() < 1e-12
+
+
+def test_nn_tables_match_lua_fixture_tables():
+    from pathlib import Path
+    ref = Path(__file__).resolve().parents[1] / '..' / 'shared' / 'reference' / 'lua-nn'
+    if not (ref / 'SpatialConvolutionMap_1.t7').exists():
+        pytest.skip('Lua nn fixtures not found at ../shared/reference/lua-nn')
+    # the fixtures were built with nn.tables.full(2, 3) and nn.tables.oneToOne(2)
+    full = pynn.load(ref / 'SpatialConvolutionMap_1.t7')['module'].connTable
+    one = pynn.load(ref / 'SpatialFullConvolutionMap_1.t7')['module'].connTable
+    assert nn.tables.full(2, 3).type() == full.type()
+    assert np.array_equal(nn.tables.full(2, 3).numpy(), full.numpy())
+    assert np.array_equal(nn.tables.oneToOne(2).numpy(), one.numpy())

@@ -11,9 +11,16 @@ from .spatial import _SpatialConvolutionMMBase, SpatialConvolution, SpatialConvo
 from .dilated import (SpatialDilatedConvolution, SpatialFullConvolution, VolumetricConvolution,
                       VolumetricDilatedConvolution, VolumetricFullConvolution)
 from .other import (SpatialDepthWiseConvolution, SpatialConvolutionLocal, SpatialConvolutionMap,
-                    SpatialFullConvolutionMap, SpatialSubSampling)
+                    SpatialFullConvolutionMap, SpatialSubSampling, tables)
+
+# pynn.nn exports only the module classes of its family files: publish Lua's nn.tables
+# (full, oneToOne, random; defined with SpatialConvolutionMap) on the package as Lua does.
+import sys as _sys  # noqa: E402
+_nn = _sys.modules.get(__name__.rsplit('.', 1)[0])
+if _nn is not None and not hasattr(_nn, 'tables'):
+    _nn.tables = tables
 
 __all__ = ['SpatialConvolution', 'SpatialConvolutionMM', 'SpatialDilatedConvolution',
            'SpatialFullConvolution', 'VolumetricConvolution', 'VolumetricDilatedConvolution',
            'VolumetricFullConvolution', 'SpatialDepthWiseConvolution', 'SpatialConvolutionLocal',
-           'SpatialConvolutionMap', 'SpatialFullConvolutionMap', 'SpatialSubSampling']
+           'SpatialConvolutionMap', 'SpatialFullConvolutionMap', 'SpatialSubSampling', 'tables']

@@ -686,3 +686,46 @@ class SpatialSubSampling(Module):
             gb *= scale
         self.gradWeight.numpy()[...] += gw
         self.gradBias.numpy()[...] += gb
+
+
+# --------------------------------------------------------------------------- nn.tables
+class tables:
+    """Lua's nn.tables (defined in SpatialConvolutionMap.lua): connection tables, nConn x 2
+    tensors of 1-based (input plane, output plane) pairs, of the default tensor type."""
+
+    @staticmethod
+    def full(nin, nout):
+        t = Tensor(nin * nout, 2)
+        a = t.numpy()
+        a[:, 0] = np.tile(np.arange(1, nin + 1), nout)
+        a[:, 1] = np.repeat(np.arange(1, nout + 1), nin)
+        return t
+
+    @staticmethod
+    def oneToOne(nfeat):
+        t = Tensor(nfeat, 2)
+        a = t.numpy()
+        a[:, 0] = a[:, 1] = np.arange(1, nfeat + 1)
+        return t
+
+    @staticmethod
+    def random(nin, nout, nto):
+        """Each output plane connected to nto input planes, drawn as Lua draws them (chunks
+        of torch.randperm(nin), a fresh permutation when the distinct chunks run out)."""
+        import pynn
+        randperm = getattr(pynn, 'randperm', None)
+        if randperm is None:
+            raise NotImplementedError('nn.tables.random needs torch.randperm (pynn.randperm)')
+        tbl = Tensor(nto * nout, 2)
+        a = tbl.numpy()
+        fi = randperm(nin).numpy().copy()
+        nfi = nin // nto
+        cntr = 0
+        for i in range(nout):
+            a[i * nto:(i + 1) * nto, 0] = fi[cntr * nto:(cntr + 1) * nto]
+            cntr += 1
+            if cntr == nfi:
+                fi = randperm(nin).numpy().copy()
+                cntr = 0
+        a[:, 1] = np.repeat(np.arange(1, nout + 1), nto)
+        return tbl
