@@ -150,6 +150,16 @@ def _view_reshape(a, shape):
         return None
 
 
+def view(a, shape):
+    """a.reshape(shape) that must be a view of a's memory (results are written into it):
+    ValueError when the layout needs a copy (a non-contiguous output or gradient tensor)."""
+    v = _view_reshape(a, tuple(shape))
+    if v is None:
+        raise ValueError('a tensor of size %s and strides %s cannot be viewed as %s: '
+                         'it must be contiguous' % (a.shape, a.strides, tuple(shape)))
+    return v
+
+
 def _flat_planes(a):
     """A (B, C, H*W) view of a (B, C, H, W) array whose planes are contiguous, else None."""
     it = a.itemsize
@@ -929,7 +939,7 @@ def temporal_conv_forward(x, w2, bias, out, kW, dW, budget=None):
         n = min(B, b0 + nb) - b0
         cols = buf[:n * oT * K].reshape(n, oT, kW, C)
         _frames_unfold(x[b0:b0 + n], cols, kW, dW)
-        o = out[b0:b0 + n].reshape(n * oT, nOut)
+        o = view(out[b0:b0 + n], (n * oT, nOut))
         xp.matmul(cols.reshape(n * oT, K), w2.T, out=o)
         if bias is not None:
             o += bias

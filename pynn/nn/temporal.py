@@ -511,7 +511,7 @@ class TemporalRowConvolution(Module):
         go = self._bct(gradOutput, batch)
         fin = _x(finput, batch)
         xp = array_module(fin)
-        gw = self.gradWeight.numpy().reshape(C, self.kW)
+        gw = F.view(self.gradWeight.numpy(), (C, self.kW))
         t = xp.einsum('bckt,bct->ck', fin, go, optimize=True)
         if scale != 1:
             t *= scale

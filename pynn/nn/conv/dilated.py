@@ -124,7 +124,7 @@ class _DilatedMixin(_ConvNd):
             return self.output
         F.conv_nd_forward(_x(input, batch), self.weight.numpy().reshape(nOut, -1),
                           None if bias is None else bias.numpy(),
-                          _x(self.output, batch).reshape(B, nOut, -1), k, d, pad, dil)
+                          F.view(_x(self.output, batch), (B, nOut, -1)), k, d, pad, dil)
         return self.output
 
     def updateGradInput(self, input, gradOutput):
@@ -154,7 +154,7 @@ class _DilatedMixin(_ConvNd):
             return
         gb = self.__dict__.get('gradBias')
         F.conv_nd_backward_weight(_x(input, batch), _x(gradOutput, batch).reshape(B, nOut, -1),
-                                  self.gradWeight.numpy().reshape(nOut, -1),
+                                  F.view(self.gradWeight.numpy(), (nOut, -1)),
                                   None if gb is None else gb.numpy(), scale, k, d, pad, dil)
 
 
@@ -264,7 +264,7 @@ class VolumetricConvolution(_ConvNd, Module):
             return self.output
         F.conv_nd_forward(_x(input, batch), self.weight.numpy().reshape(nOut, K),
                           None if bias is None else bias.numpy(),
-                          _x(self.output, batch).reshape(B, nOut, L), k, dd, pad, dil,
+                          F.view(_x(self.output, batch), (B, nOut, L)), k, dd, pad, dil,
                           cols=self._matrix(self.finput, B))
         return self.output
 
@@ -302,7 +302,7 @@ class VolumetricConvolution(_ConvNd, Module):
             return
         gb = self.__dict__.get('gradBias')
         F.conv_nd_backward_weight(None, _x(gradOutput, batch).reshape(B, nOut, L),
-                                  self.gradWeight.numpy().reshape(nOut, K),
+                                  F.view(self.gradWeight.numpy(), (nOut, K)),
                                   None if gb is None else gb.numpy(), scale, k, dd, pad, dil,
                                   cols=self._matrix(finput, B))
 
@@ -455,7 +455,7 @@ class _FullMixin(_ConvNd):
             return
         gb = d.get('gradBias')
         F.full_conv_nd_backward_weight(_x(x, batch), _x(gradOutput, batch),
-                                       self.gradWeight.numpy().reshape(nIn, -1),
+                                       F.view(self.gradWeight.numpy(), (nIn, -1)),
                                        None if gb is None else gb.numpy(), scale, k, dd, pad, dil)
 
     def noBias(self):

@@ -122,11 +122,7 @@ class SpatialDepthWiseConvolution(Module):
     @staticmethod
     def _mats(t, nIn, K, B, L):
         """(nIn, K, B*L) matrices of a buffer laid out by _layout."""
-        a = t.numpy()
-        v = F._view_reshape(a.transpose(1, 2, 0, 3), (nIn, K, B * L))
-        if v is None:
-            v = a.transpose(1, 2, 0, 3).reshape(nIn, K, B * L)
-        return v
+        return F.view(t.numpy().transpose(1, 2, 0, 3), (nIn, K, B * L))
 
     def _frames(self, t, batch, B, nIn, H, W):
         xp = array_module(t.numpy())
@@ -150,12 +146,12 @@ class SpatialDepthWiseConvolution(Module):
             return self.output
         xp = array_module(self.output.numpy())
         x = self._frames(input, batch, B, nIn, H, W)
-        cols = self.finput.numpy().reshape(B, nIn, self.kH, self.kW, oH, oW)
+        cols = F.view(self.finput.numpy(), (B, nIn, self.kH, self.kW, oH, oW))
         F.im2col_nd(x, cols, (self.kH, self.kW), (self.dH, self.dW), (self.padH, self.padW),
                     (1, 1))
         w3 = self.weight.numpy().reshape(nOut, nIn, K).transpose(1, 0, 2)
         r = xp.matmul(w3, self._mats(self.finput, nIn, K, B, L))      # (nIn, nOut, B*L)
-        out = _x(self.output, batch).reshape(B, nIn, nOut, L)
+        out = F.view(_x(self.output, batch), (B, nIn, nOut, L))
         src = r.reshape(nIn, nOut, B, L).transpose(2, 0, 1, 3)
         bias = d.get('bias')
         if bias is None:
@@ -215,7 +211,7 @@ class SpatialDepthWiseConvolution(Module):
         t = array_module(g).matmul(g, self._mats(finput, nIn, K, B, L).transpose(0, 2, 1))
         if scale != 1:
             t *= scale
-        gw = self.gradWeight.numpy().reshape(nOut, nIn, K)
+        gw = F.view(self.gradWeight.numpy(), (nOut, nIn, K))
         gw += t.transpose(1, 0, 2)
         gb = d.get('gradBias')
         if gb is not None:
@@ -313,7 +309,7 @@ class SpatialConvolutionLocal(Module):
 
     def _w3(self, t):
         L, nOut = self.oH * self.oW, self.nOutputPlane
-        return t.numpy().reshape(L, nOut, -1)
+        return F.view(t.numpy(), (L, nOut, -1))
 
     def updateOutput(self, input):
         batch, B = self._check(input)
@@ -330,10 +326,10 @@ class SpatialConvolutionLocal(Module):
             return self.output
         xp = array_module(self.output.numpy())
         k, dd, pad, dil = self._geom()
-        cols = _x(self.finput, batch).reshape((B, nIn) + k + (oH, oW))
+        cols = F.view(_x(self.finput, batch), (B, nIn) + k + (oH, oW))
         F.im2col_nd(_x(input, batch), cols, k, dd, pad, dil)
         r = xp.matmul(self._w3(self.weight), self._lkb(self.finput, batch))   # (L, nOut, B)
-        out = _x(self.output, batch).reshape(B, nOut, L)
+        out = F.view(_x(self.output, batch), (B, nOut, L))
         xp.add(r.transpose(2, 1, 0), self.bias.numpy().reshape(1, nOut, L), out=out)
         return self.output
 
@@ -515,7 +511,7 @@ class SpatialConvolutionMap(_MapBase):
             return self.output
         nOut = self.nOutputPlane
         F.conv_nd_forward(_x(input, batch), self._dense(C, False).reshape(nOut, -1),
-                          self.bias.numpy(), _x(self.output, batch).reshape(B, nOut, -1),
+                          self.bias.numpy(), F.view(_x(self.output, batch), (B, nOut, -1)),
                           k, (self.dH, self.dW), (0, 0), (1, 1))
         return self.output
 
