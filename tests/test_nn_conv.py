@@ -1014,3 +1014,73 @@ def test_nn_tables_match_lua_fixture_tables():
     assert nn.tables.full(2, 3).type() == full.type()
     assert np.array_equal(nn.tables.full(2, 3).numpy(), full.numpy())
     assert np.array_equal(nn.tables.oneToOne(2).numpy(), one.numpy())
+
+
+# --- optnet: tracing, reuseBuffers ---------------------------------------------------------------
+NEW_CLASSES = ['SpatialDilatedConvolution', 'SpatialFullConvolution', 'VolumetricConvolution',
+               'VolumetricDilatedConvolution', 'VolumetricFullConvolution',
+               'SpatialDepthWiseConvolution', 'SpatialConvolutionLocal', 'SpatialConvolutionMap',
+               'SpatialFullConvolutionMap', 'SpatialSubSampling']
+
+
+@pytest.mark.parametrize('name', NEW_CLASSES)
+def test_protocol_methods_are_traced(name):
+    # optnet's analysis and its backward switch-off go through Module's wrappers
+    cls = getattr(nn, name)
+    for meth in ('updateOutput', 'updateGradInput', 'accGradParameters', 'backward'):
+        assert getattr(getattr(cls, meth), '_pynn_traced', False), meth
+
+
+def _optnet_nets():
+    pynn.manualSeed(3)
+    n1 = (nn.Sequential()
+          .add(nn.SpatialDilatedConvolution(2, 4, 3, 3, 1, 1, 2, 2, 2, 2)).add(nn.ReLU())
+          .add(nn.SpatialDilatedConvolution(4, 4, 3, 3, 1, 1, 1, 1, 1, 1)).add(nn.Tanh())
+          .add(nn.SpatialFullConvolution(4, 3, 4, 4, 2, 2, 1, 1)).add(nn.ReLU())
+          .add(nn.SpatialFullConvolution(3, 3, 3, 3)).add(nn.Sigmoid())
+          .add(nn.SpatialDepthWiseConvolution(3, 2, 3, 3)).add(nn.Tanh())
+          .add(nn.SpatialDepthWiseConvolution(6, 1, 3, 3)))
+    n2 = (nn.Sequential()
+          .add(nn.VolumetricConvolution(2, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1)).add(nn.ReLU())
+          .add(nn.VolumetricConvolution(3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1)).add(nn.Tanh())
+          .add(nn.VolumetricDilatedConvolution(3, 3, 3, 3, 3, 1, 1, 1, 2, 2, 2, 2, 2, 2))
+          .add(nn.Tanh())
+          .add(nn.VolumetricFullConvolution(3, 2, 2, 2, 2, 2, 2, 2)).add(nn.Tanh())
+          .add(nn.VolumetricFullConvolution(2, 2, 3, 3, 3)))
+    n3 = (nn.Sequential()
+          .add(nn.SpatialConvolutionLocal(2, 3, 6, 6, 3, 3)).add(nn.Tanh())
+          .add(nn.SpatialConvolutionLocal(3, 3, 4, 4, 2, 2)).add(nn.Tanh())
+          .add(nn.SpatialSubSampling(3, 2, 2, 1, 1)))
+    return [(n1, pynn.randn(2, 2, 9, 9)), (n2, pynn.randn(2, 2, 4, 5, 5)),
+            (n3, pynn.randn(2, 2, 6, 6))]
+
+
+@pytest.mark.parametrize('planner', ['optnet', 'optimal'])
+def test_optnet_training_keeps_results(planner):
+    import copy
+    from pynn import optnet
+    for net, x in _optnet_nets():
+        ref = copy.deepcopy(net)
+        y = ref.forward(x).numpy().copy()
+        g = pynn.randn(*y.shape)
+        ref.zeroGradParameters()
+        gi = ref.backward(x, g).numpy().copy()
+        optnet.optimizeMemory(net, x, {'mode': 'training', 'planner': planner})
+        for _ in range(2):
+            assert np.abs(net.forward(x).numpy() - y).max() < 1e-12
+            net.zeroGradParameters()
+            assert np.abs(net.backward(x, g).numpy() - gi).max() < 1e-12
+            for a, b in zip(net.parameters()[1], ref.parameters()[1]):
+                assert np.abs(a.numpy() - b.numpy()).max() < 1e-12
+
+
+def test_optnet_inference_pools_the_new_buffers():
+    from pynn import optnet
+    from pynn.optnet.arena import ArenaStorage
+    for net, x in _optnet_nets():
+        y = net.forward(x).numpy().copy()
+        optnet.optimizeMemory(net, x, {'mode': 'inference', 'planner': 'optimal'})
+        assert np.abs(net.forward(x).numpy() - y).max() < 1e-12
+        for m in net.modules:
+            if m.__dict__.get('finput') is not None and m.finput.nElement():
+                assert isinstance(m.finput._storage, ArenaStorage), m.__typename__

@@ -29,9 +29,11 @@ def _x(t, batch):
     return a if batch else a[None]
 
 
-class _ConvNd:
+class _ConvNd(Module):
     """Shared geometry and checks. Subclasses define _nd (2 or 3), _geom() -> (k, d, pad, dil)
-    in (T,) H, W order, and _planes() -> (nIn, nOut) from the weight."""
+    in (T,) H, W order, and _planes() -> (nIn, nOut) from the weight. (A Module subclass, so
+    that the protocol methods of the mixins below are traced: optnet's analysis and its
+    backward switch-off go through Module's wrappers.)"""
 
     _nd = 2
     _transposed = False
@@ -183,7 +185,7 @@ class SpatialDilatedConvolution(_DilatedMixin, SpatialConvolution):
 
 
 # --------------------------------------------------------------------------- volumetric MM
-class VolumetricConvolution(_ConvNd, Module):
+class VolumetricConvolution(_ConvNd):
     """nn.VolumetricConvolution(nIn, nOut, kT, kW, kH, dT, dW, dH, padT, padW, padH): THNN's
     VolumetricConvolutionMM. finput: B x (nIn*kT*kH*kW) x (oT*oH*oW) (K x L without a batch),
     laid out K-major so that the batch is one GEMM; fgradInput resized like finput."""
@@ -475,7 +477,7 @@ def _expand_scalar(z, size):
     return t
 
 
-class SpatialFullConvolution(_FullMixin, Module):
+class SpatialFullConvolution(_FullMixin):
     """nn.SpatialFullConvolution(nIn, nOut, kW, kH, dW, dH, padW, padH, adjW, adjH)."""
 
     def __init__(self, nInputPlane, nOutputPlane, kW, kH, dW=1, dH=1, padW=0, padH=0,
@@ -541,7 +543,7 @@ class SpatialFullConvolution(_FullMixin, Module):
         return s + (')' if self.__dict__.get('bias') is not None else ') without bias')
 
 
-class VolumetricFullConvolution(_FullMixin, Module):
+class VolumetricFullConvolution(_FullMixin):
     """nn.VolumetricFullConvolution(nIn, nOut, kT, kW, kH, dT, dW, dH, padT, padW, padH,
     adjT, adjW, adjH); finput, fgradInput and ones are created by the constructor."""
 
