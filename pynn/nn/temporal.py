@@ -380,7 +380,7 @@ class TemporalRowConvolution(Module):
         super().__init__()
         self.inputFrameSize = inputFrameSize
         self.kW = kW
-        self.dW = dW or 1
+        self.dW = 1 if dW is None else dW
         self.weight = Tensor(inputFrameSize, 1, kW)
         self.bias = Tensor(inputFrameSize)
         self.gradWeight = Tensor(inputFrameSize, 1, kW)

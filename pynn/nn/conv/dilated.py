@@ -166,8 +166,8 @@ class SpatialDilatedConvolution(_DilatedMixin, SpatialConvolution):
     def __init__(self, nInputPlane, nOutputPlane, kW, kH, dW=1, dH=1, padW=0, padH=None,
                  dilationW=None, dilationH=None):
         super().__init__(nInputPlane, nOutputPlane, kW, kH, dW, dH, padW, padH)
-        self.dilationW = dilationW or 1
-        self.dilationH = dilationH or 1
+        self.dilationW = 1 if dilationW is None else dilationW
+        self.dilationH = 1 if dilationH is None else dilationH
 
     def _geom(self):
         return ((self.kH, self.kW), (self.dH, self.dW), (self.padH, self.padW),
@@ -344,9 +344,9 @@ class VolumetricDilatedConvolution(_DilatedMixin, VolumetricConvolution):
     def __init__(self, nInputPlane, nOutputPlane, kT, kW, kH, dT=1, dW=1, dH=1,
                  padT=0, padW=None, padH=None, dilationT=None, dilationW=None, dilationH=None):
         super().__init__(nInputPlane, nOutputPlane, kT, kW, kH, dT, dW, dH, padT, padW, padH)
-        self.dilationT = dilationT or 1
-        self.dilationW = dilationW or 1
-        self.dilationH = dilationH or 1
+        self.dilationT = 1 if dilationT is None else dilationT
+        self.dilationW = 1 if dilationW is None else dilationW
+        self.dilationH = 1 if dilationH is None else dilationH
 
     def _geom(self):
         return ((self.kT, self.kH, self.kW), (self.dT, self.dH, self.dW),
