@@ -13,6 +13,7 @@ Max-pooling indices are 1-based flat positions y*W + x + 1 inside each plane
 (TH_INDEX_BASE = 1); 0 marks a window that saw no element.
 """
 import functools
+import itertools
 
 import numpy as np
 
@@ -147,6 +148,16 @@ def _view_reshape(a, shape):
         return r if r.size == 0 or array_module(a).shares_memory(r, a) else None
     except ValueError:
         return None
+
+
+def view(a, shape):
+    """a.reshape(shape) that must be a view of a's memory (results are written into it):
+    ValueError when the layout needs a copy (a non-contiguous output or gradient tensor)."""
+    v = _view_reshape(a, tuple(shape))
+    if v is None:
+        raise ValueError('a tensor of size %s and strides %s cannot be viewed as %s: '
+                         'it must be contiguous' % (a.shape, a.strides, tuple(shape)))
+    return v
 
 
 def _flat_planes(a):
@@ -584,3 +595,398 @@ def maxunpool2d_backward(go, ind, gx):
             xp.take(gc, idx.reshape(-1), out=dst.reshape(-1), mode='clip')
         else:
             dst[...] = xp.take(gc, idx.reshape(-1)).reshape(dst.shape)
+
+
+# --------------------------------------------------------------------------- N-d im2col
+# THNN's im2col / vol2col / unfolded_copy generalised: any number of spatial dims (1-D
+# temporal, 2-D spatial, 3-D volumetric), stride, zero padding and dilation. cols is a
+# (B, C, *k, *o) array of any strides (e.g. a view of a K-major (C*prod(k), B*prod(o))
+# matrix), x is (B, C, *i). Row order of the unfolded matrix is c, then the kernel offsets in
+# C order (kT, kH, kW), as THNN's.
+
+def conv_output_size_nd(isz, k, d, pad, dil):
+    """THNN's (dilated) convolution output size per dim (C integer division)."""
+    return tuple(_cdiv(i + 2 * p - (dl * (kk - 1) + 1), dd) + 1
+                 for i, kk, dd, p, dl in zip(isz, k, d, pad, dil))
+
+
+def full_output_size_nd(isz, k, d, pad, dil, adj):
+    """THNN's full (transposed) convolution output size per dim."""
+    return tuple((i - 1) * dd - 2 * p + dl * (kk - 1) + 1 + a
+                 for i, kk, dd, p, dl, a in zip(isz, k, d, pad, dil, adj))
+
+
+def _offsets_nd(k, d, pad, dil, isz, osz):
+    """For each kernel offset (C order): (offset tuple, output slices, input slices, state),
+    state 0 = touches nothing, 1 = partial, 2 = covers the whole output."""
+    per = []
+    for kk, dd, p, dl, i, o in zip(k, d, pad, dil, isz, osz):
+        per.append([window_range(o, j * dl, dd, p, i) for j in range(kk)])
+    for idx in itertools.product(*[range(kk) for kk in k]):
+        rs = [per[n][j] for n, j in enumerate(idx)]
+        if any(hi <= lo for lo, hi, _ in rs):
+            yield idx, None, None, 0
+            continue
+        osl = tuple(slice(lo, hi) for lo, hi, _ in rs)
+        isl = tuple(_in_slice(st, hi - lo, dd) for (lo, hi, st), dd in zip(rs, d))
+        full = all(lo == 0 and hi == o for (lo, hi, _), o in zip(rs, osz))
+        yield idx, osl, isl, 2 if full else 1
+
+
+@_small_buffers
+def im2col_nd(x, cols, k, d, pad, dil):
+    """cols (B, C, *k, *o) = unfold(x (B, C, *i)); one strided copy per kernel offset."""
+    n = len(k)
+    if n == 2 and tuple(dil) == (1, 1):
+        return im2col(x, cols, k[0], k[1], d[0], d[1], pad[0], pad[1])
+    xp = array_module(cols)
+    osz = cols.shape[2 + n:]
+    S = (slice(None), slice(None))
+    for idx, osl, isl, state in _offsets_nd(k, d, pad, dil, x.shape[2:], osz):
+        dst = cols[S + idx]
+        if state == 0:
+            dst.fill(0)
+            continue
+        if state == 1:
+            _fill_outside(dst, osl)
+        xp.copyto(dst[S + osl], x[S + isl])
+
+
+def _fill_outside(dst, box):
+    """Zero the elements of dst (B, C, *o) outside the box of slices `box` (one slab per
+    side and dim, so every element is written once)."""
+    pre = (slice(None), slice(None))
+    for j, sl in enumerate(box):
+        size = dst.shape[2 + j]
+        if sl.start > 0:
+            dst[pre + (slice(0, sl.start),)].fill(0)
+        if sl.stop < size:
+            dst[pre + (slice(sl.stop, size),)].fill(0)
+        pre = pre + (sl,)
+
+
+@_small_buffers
+def col2im_nd_add(cols, x, k, d, pad, dil):
+    """x (B, C, *i) += fold(cols (B, C, *k, *o)) (THNN's col2im / col2vol order: kernel
+    offsets in C order). x must be initialised by the caller; cols may be used as scratch."""
+    n = len(k)
+    if n == 2 and tuple(dil) == (1, 1):
+        return col2im_add(cols, x, k[0], k[1], d[0], d[1], pad[0], pad[1])
+    xp = array_module(x)
+    osz = cols.shape[2 + n:]
+    S = (slice(None), slice(None))
+    for idx, osl, isl, state in _offsets_nd(k, d, pad, dil, x.shape[2:], osz):
+        if state:
+            dst = x[S + isl]
+            xp.add(dst, cols[S + idx + osl], out=dst)
+
+
+# --------------------------------------------------------------------------- N-d conv GEMMs
+# The batch's unfolded input is one K x (B*L) matrix (K = C*prod(k), L = prod(o)), so that
+# each pass is one GEMM for the batch. Where the module keeps THNN's per-image buffer
+# (columns of K x L) the matrix is a temporary; it is split into chunks of images only
+# when it would pass _COLS_BUDGET elements.
+_COLS_BUDGET = 1 << 25
+
+
+def _nb_chunk(B, per_image, budget):
+    return max(1, min(B, (budget or _COLS_BUDGET) // max(per_image, 1)))
+
+
+def _cols_view(m, B, C, k, o):
+    """(B, C, *k, *o) view of a (C*prod(k), B*prod(o)) matrix."""
+    K, L = m.shape[0], m.shape[1] // max(B, 1)
+    v = m.reshape(K, B, L).transpose(1, 0, 2)
+    r = _view_reshape(v, (B, C) + tuple(k) + tuple(o))
+    if r is None:  # pragma: no cover - splitting axes never needs a copy
+        raise ValueError('cannot view the columns as (B, C, *k, *o)')
+    return r
+
+
+def _gather(xp, a, out=None):
+    """(B, R, L) array -> (R, B*L) matrix (copy)."""
+    B, R, L = a.shape
+    if out is None:
+        out = xp.empty((R, B * L), dtype=a.dtype)
+    xp.copyto(out.reshape(R, B, L), a.transpose(1, 0, 2))
+    return out
+
+
+def _scatter(xp, m, a, bias=None):
+    """(R, B*L) matrix -> (B, R, L) array a (+ bias per row)."""
+    B, R, L = a.shape
+    src = m.reshape(R, B, L).transpose(1, 0, 2)
+    if bias is None:
+        xp.copyto(a, src)
+    else:
+        xp.add(src, bias.reshape(R, 1), out=a)
+
+
+@_small_buffers
+def conv_nd_forward(x, w2, bias, out, k, d, pad, dil, cols=None, budget=None):
+    """out (B, nOut, L) = w2 (nOut, C*prod(k)) @ unfold(x (B, C, *i)) + bias.
+
+    cols: an optional (K, B*L) matrix (e.g. a K-major finput) that receives the whole
+    batch's columns; else chunk temporaries (at most `budget` elements)."""
+    xp = array_module(out)
+    B, C = x.shape[:2]
+    isz = x.shape[2:]
+    o = conv_output_size_nd(isz, k, d, pad, dil)
+    nOut, L = out.shape[1:]
+    K = w2.shape[1]
+    nb = B if cols is not None else _nb_chunk(B, K * L, budget)
+    buf = None
+    for b0 in range(0, B, nb):
+        n = min(B, b0 + nb) - b0
+        if cols is not None:
+            m = cols
+        else:
+            if buf is None:
+                buf = xp.empty(K * n * L, dtype=out.dtype)
+            m = buf[:K * n * L].reshape(K, n * L)
+        im2col_nd(x[b0:b0 + n], _cols_view(m, n, C, k, o), k, d, pad, dil)
+        if n == 1:
+            xp.matmul(w2, m, out=out[b0])
+            if bias is not None:
+                out[b0] += bias.reshape(nOut, 1)
+        else:
+            t = xp.matmul(w2, m)
+            _scatter(xp, t, out[b0:b0 + n], bias)
+
+
+@_small_buffers
+def conv_nd_backward_input(go, w2, gx, k, d, pad, dil, budget=None, cols=None):
+    """gx (B, C, *i) = fold(w2^T @ gradOutput (B, nOut, L)). cols: an optional (K, B*L)
+    matrix (e.g. a K-major fgradInput) that receives the whole batch's gradient columns."""
+    xp = array_module(gx)
+    B, C = gx.shape[:2]
+    isz = gx.shape[2:]
+    o = conv_output_size_nd(isz, k, d, pad, dil)
+    nOut, L = go.shape[1:]
+    K = w2.shape[1]
+    gx.fill(0)
+    nb = B if cols is not None else _nb_chunk(B, K * L, budget)
+    for b0 in range(0, B, nb):
+        n = min(B, b0 + nb) - b0
+        g = go[b0] if n == 1 else _gather(xp, go[b0:b0 + n])
+        if cols is not None:
+            m = cols
+            xp.matmul(w2.T, g, out=m)
+        else:
+            m = xp.matmul(w2.T, g)
+        col2im_nd_add(_cols_view(m, n, C, k, o), gx[b0:b0 + n], k, d, pad, dil)
+
+
+@_small_buffers
+def conv_nd_backward_weight(x, go, gw2, gbias, scale, k, d, pad, dil, cols=None, budget=None):
+    """gw2 (nOut, K) += scale * gradOutput @ unfold(x)^T; gbias += scale * sum(gradOutput).
+    cols: the (K, B*L) matrix of the forward (e.g. a K-major finput); else x is unfolded
+    again (as THNN does for its per-image columns)."""
+    xp = array_module(gw2)
+    B, nOut, L = go.shape
+    K = gw2.shape[1]
+    C = x.shape[1] if x is not None else None
+    o = None if x is None else conv_output_size_nd(x.shape[2:], k, d, pad, dil)
+    nb = B if cols is not None else _nb_chunk(B, K * L, budget)
+    buf = None
+    for b0 in range(0, B, nb):
+        n = min(B, b0 + nb) - b0
+        if cols is not None:
+            m = cols
+        else:
+            if buf is None:
+                buf = xp.empty(K * n * L, dtype=gw2.dtype)
+            m = buf[:K * n * L].reshape(K, n * L)
+            im2col_nd(x[b0:b0 + n], _cols_view(m, n, C, k, o), k, d, pad, dil)
+        g = go[b0] if n == 1 else _gather(xp, go[b0:b0 + n])
+        t = xp.matmul(m, g.T)              # (K, nOut): see conv2d_mm_backward_weight
+        if scale != 1:
+            t *= scale
+        gw2 += t.T
+    if gbias is not None:
+        s = go.sum(axis=(0, 2))
+        if scale != 1:
+            s *= scale
+        gbias += s
+
+
+@_small_buffers
+def full_conv_nd_forward(x, w2, bias, out, k, d, pad, dil, budget=None):
+    """Transposed convolution: out (B, nOut, *o) = fold(w2^T @ x) + bias, x (B, nIn, *i),
+    w2 (nIn, nOut*prod(k)) (THNN's SpatialFullDilatedConvolution / Volumetric...)."""
+    xp = array_module(out)
+    B, nIn = x.shape[:2]
+    isz = x.shape[2:]
+    nOut = out.shape[1]
+    Li = int(np.prod(isz))
+    K = w2.shape[1]
+    out.fill(0)
+    nb = _nb_chunk(B, K * Li, budget)
+    for b0 in range(0, B, nb):
+        n = min(B, b0 + nb) - b0
+        xs = x[b0:b0 + n].reshape(n, nIn, Li)
+        g = xs[0] if n == 1 else _gather(xp, xs)
+        m = xp.matmul(w2.T, g)
+        col2im_nd_add(_cols_view(m, n, nOut, k, isz), out[b0:b0 + n], k, d, pad, dil)
+    if bias is not None:
+        out += bias.reshape((1, nOut) + (1,) * len(k))
+
+
+@_small_buffers
+def full_conv_nd_backward_input(go, w2, gx, k, d, pad, dil, budget=None):
+    """gx (B, nIn, *i) = w2 @ unfold(gradOutput (B, nOut, *o))."""
+    xp = array_module(gx)
+    B, nIn = gx.shape[:2]
+    isz = gx.shape[2:]
+    nOut = go.shape[1]
+    Li = int(np.prod(isz))
+    K = w2.shape[1]
+    nb = _nb_chunk(B, K * Li, budget)
+    buf = None
+    for b0 in range(0, B, nb):
+        n = min(B, b0 + nb) - b0
+        if buf is None:
+            buf = xp.empty(K * n * Li, dtype=gx.dtype)
+        m = buf[:K * n * Li].reshape(K, n * Li)
+        im2col_nd(go[b0:b0 + n], _cols_view(m, n, nOut, k, isz), k, d, pad, dil)
+        dst = gx[b0:b0 + n].reshape(n, nIn, Li)
+        if n == 1:
+            xp.matmul(w2, m, out=dst[0])
+        else:
+            _scatter(xp, xp.matmul(w2, m), dst)
+
+
+@_small_buffers
+def full_conv_nd_backward_weight(x, go, gw2, gbias, scale, k, d, pad, dil, budget=None):
+    """gw2 (nIn, nOut*prod(k)) += scale * x @ unfold(gradOutput)^T; gbias += scale * sum."""
+    xp = array_module(gw2)
+    B, nIn = x.shape[:2]
+    isz = x.shape[2:]
+    nOut = go.shape[1]
+    Li = int(np.prod(isz))
+    K = gw2.shape[1]
+    nb = _nb_chunk(B, K * Li, budget)
+    buf = None
+    for b0 in range(0, B, nb):
+        n = min(B, b0 + nb) - b0
+        if buf is None:
+            buf = xp.empty(K * n * Li, dtype=gw2.dtype)
+        m = buf[:K * n * Li].reshape(K, n * Li)
+        im2col_nd(go[b0:b0 + n], _cols_view(m, n, nOut, k, isz), k, d, pad, dil)
+        xs = x[b0:b0 + n].reshape(n, nIn, Li)
+        g = xs[0] if n == 1 else _gather(xp, xs)
+        t = xp.matmul(m, g.T)              # (K, nIn)
+        if scale != 1:
+            t *= scale
+        gw2 += t.T
+    if gbias is not None:
+        s = go.sum(axis=tuple(i for i in range(go.ndim) if i != 1))
+        if scale != 1:
+            s *= scale
+        gbias += s
+
+
+# --------------------------------------------------------------------------- window sums
+@_small_buffers
+def window_sum_nd(x, out, k, d):
+    """out (B, C, *o) = sum of x (B, C, *i) over the k windows (no padding), in kernel order."""
+    xp = array_module(out)
+    o = out.shape[2:]
+    out.fill(0)
+    S = (slice(None), slice(None))
+    for idx, osl, isl, state in _offsets_nd(k, d, (0,) * len(k), (1,) * len(k), x.shape[2:], o):
+        if state:
+            dst = out[S + osl]
+            xp.add(dst, x[S + isl], out=dst)
+
+
+@_small_buffers
+def window_spread_nd(go, gx, k, d):
+    """gx (B, C, *i) = sum over the windows that contain each element of go (B, C, *o)."""
+    xp = array_module(gx)
+    o = go.shape[2:]
+    gx.fill(0)
+    S = (slice(None), slice(None))
+    for idx, osl, isl, state in _offsets_nd(k, d, (0,) * len(k), (1,) * len(k), gx.shape[2:], o):
+        if state:
+            dst = gx[S + isl]
+            xp.add(dst, go[S + osl], out=dst)
+
+
+# --------------------------------------------------------------------------- temporal conv
+# THNN's TemporalConvolution: frames are rows (B, T, C); the window of output frame t is the
+# kW*C contiguous elements from row t*dW, so the unfolded input is (B*oT, kW*C), row-major,
+# and each pass is one GEMM for the batch (chunks of sequences only past _COLS_BUDGET).
+
+def _frames_unfold(x, cols, kW, dW):
+    """cols (n, oT, kW, C) = the windows of x (n, T, C); one strided copy per kernel offset."""
+    xp = array_module(cols)
+    oT = cols.shape[1]
+    for k in range(kW):
+        xp.copyto(cols[:, :, k], x[:, k:k + (oT - 1) * dW + 1:dW])
+
+
+@_small_buffers
+def temporal_conv_forward(x, w2, bias, out, kW, dW, budget=None):
+    """out (B, oT, nOut) = unfold(x (B, T, C)) @ w2^T (w2: nOut x kW*C) + bias."""
+    xp = array_module(out)
+    B, T, C = x.shape
+    oT, nOut = out.shape[1:]
+    K = kW * C
+    nb = _nb_chunk(B, oT * K, budget)
+    buf = xp.empty(nb * oT * K, dtype=out.dtype)
+    for b0 in range(0, B, nb):
+        n = min(B, b0 + nb) - b0
+        cols = buf[:n * oT * K].reshape(n, oT, kW, C)
+        _frames_unfold(x[b0:b0 + n], cols, kW, dW)
+        o = view(out[b0:b0 + n], (n * oT, nOut))
+        xp.matmul(cols.reshape(n * oT, K), w2.T, out=o)
+        if bias is not None:
+            o += bias
+    return out
+
+
+@_small_buffers
+def temporal_conv_backward_input(go, w2, gx, kW, dW, budget=None):
+    """gx (B, T, C) = fold(gradOutput (B, oT, nOut) @ w2)."""
+    xp = array_module(gx)
+    B, T, C = gx.shape
+    oT, nOut = go.shape[1:]
+    K = kW * C
+    gx.fill(0)
+    nb = _nb_chunk(B, oT * K, budget)
+    buf = xp.empty(nb * oT * K, dtype=gx.dtype)
+    for b0 in range(0, B, nb):
+        n = min(B, b0 + nb) - b0
+        g = go[b0:b0 + n].reshape(n * oT, nOut)
+        cols = buf[:n * oT * K].reshape(n * oT, K)
+        xp.matmul(g, w2, out=cols)
+        c4 = cols.reshape(n, oT, kW, C)
+        for k in range(kW):
+            dst = gx[b0:b0 + n, k:k + (oT - 1) * dW + 1:dW]
+            xp.add(dst, c4[:, :, k], out=dst)
+
+
+@_small_buffers
+def temporal_conv_backward_weight(x, go, gw2, gbias, scale, kW, dW, budget=None):
+    """gw2 (nOut, kW*C) += scale * gradOutput^T @ unfold(x); gbias += scale * sum(gradOutput)."""
+    xp = array_module(gw2)
+    B, T, C = x.shape
+    oT, nOut = go.shape[1:]
+    K = kW * C
+    nb = _nb_chunk(B, oT * K, budget)
+    buf = xp.empty(nb * oT * K, dtype=gw2.dtype)
+    for b0 in range(0, B, nb):
+        n = min(B, b0 + nb) - b0
+        cols = buf[:n * oT * K].reshape(n, oT, kW, C)
+        _frames_unfold(x[b0:b0 + n], cols, kW, dW)
+        g = go[b0:b0 + n].reshape(n * oT, nOut)
+        t = xp.matmul(cols.reshape(n * oT, K).T, g)      # (K, nOut): see conv2d_mm_backward_weight
+        if scale != 1:
+            t *= scale
+        gw2 += t.T
+    if gbias is not None:
+        s = go.sum(axis=(0, 1))
+        if scale != 1:
+            s *= scale
+        gbias += s

@@ -261,11 +261,29 @@ NEEDS.update({
 
 # conv
 NEEDS.update({
+    # THNN's columns kernels unfold the input again in accGradParameters
+    'nn.SpatialDilatedConvolution': ({GO}, {IN, GO}),
+    'nn.SpatialFullConvolution': ({GO}, {IN, GO}),
+    'nn.SpatialConvolutionMap': ({GO}, {IN, GO}),
+    'nn.SpatialFullConvolutionMap': ({GO}, {IN, GO}),
+    'nn.SpatialSubSampling': ({GO}, {IN, GO}),
+    # finput (the unfolded input) is what accGradParameters reads
+    'nn.SpatialDepthWiseConvolution': ({GO}, {GO}),
+    'nn.SpatialConvolutionLocal': ({GO}, {GO}),
+    # the volumetric convolutions (conv package)
+    'nn.VolumetricConvolution': ({GO}, {GO}),
+    'nn.VolumetricDilatedConvolution': ({GO}, {IN, GO}),
+    'nn.VolumetricFullConvolution': ({GO}, {IN, GO}),
 })
 
 
 # temporal
 NEEDS.update({
+    'nn.TemporalConvolution': ({GO}, {IN, GO}),
+    'nn.TemporalSubSampling': ({GO}, {IN, GO}),
+    'nn.TemporalMaxPooling': ({GO}, NONE),            # reads its own `indices`
+    'nn.TemporalDynamicKMaxPooling': ({GO}, NONE),    # reads its own `indices`
+    'nn.TemporalRowConvolution': ({GO}, {GO}),        # accGradParameters reads finput
 })
 
 
@@ -342,11 +360,24 @@ POOLED_BUFFERS = {
 
 # conv
 POOLED_BUFFERS.update({
+    # as SpatialConvolution's: finput from updateOutput to accGradParameters, fgradInput a
+    # scratch (the unfolded gradient in updateGradInput)
+    'nn.SpatialDepthWiseConvolution': {'finput': (UO, AGP), 'fgradInput': SCRATCH},
+    'nn.SpatialConvolutionLocal': {'finput': (UO, AGP), 'fgradInput': SCRATCH},
+    'nn.VolumetricConvolution': {'finput': (UO, AGP), 'fgradInput': SCRATCH},
+    # THNN's columns (finput) and ones (fgradInput) kernels: columns are unfolded again in
+    # each call; pynn never reads `ones` (the bias is a sum), so both are scratch
+    'nn.SpatialDilatedConvolution': {'finput': SCRATCH, 'fgradInput': SCRATCH},
+    'nn.SpatialFullConvolution': {'finput': SCRATCH, 'fgradInput': SCRATCH},
+    'nn.VolumetricDilatedConvolution': {'finput': SCRATCH, 'fgradInput': SCRATCH},
+    'nn.VolumetricFullConvolution': {'finput': SCRATCH, 'fgradInput': SCRATCH},
 })
 
 
 # temporal
 POOLED_BUFFERS.update({
+    'nn.TemporalRowConvolution': {'finput': (UO, AGP), 'fgradInput': SCRATCH},
+    'nn.TemporalMaxPooling': {'indices': (UO, UGI)},
 })
 
 

@@ -15,9 +15,9 @@ else into chunk-sized temporaries.
 """
 import math
 
-from ..tensor import Tensor
-from .module import Module, clear
-from . import functional as F
+from ...tensor import Tensor
+from ..module import Module, clear
+from .. import functional as F
 
 
 class _SpatialConvolutionMMBase(Module):
