@@ -14,11 +14,15 @@ from .module import Module, clear
 from .container import Sequential
 from .activation import check_tensor
 from .normalization import Normalize
-from . import _stopgaps
-from ._stopgaps import nn_class
 
 
 # --- LayerNormalization -------------------------------------------------------------------------
+def nn_class(name):
+    """pynn.nn's class `name`, looked up when a composite module is built (pynn.nn imports the
+    families that define its parts after this one)."""
+    return getattr(sys.modules[__package__], name)
+
+
 class LayerNormalization(Sequential):
     """nn.LayerNormalization(nOutput, bias=0, eps=1e-10, affine=true): Lua's Sequential of
     ConcatTable(Identity, Sequential(Mean(1, 1), Replicate(nOutput, 1, 1))), CSubTable,
@@ -48,10 +52,7 @@ class LayerNormalization(Sequential):
 
 # --- Spatial{Subtractive,Divisive,Contrastive}Normalization --------------------------------------
 def _one_to_one(n):
-    pkg = sys.modules.get(__package__)
-    tables = getattr(pkg, 'tables', None)
-    f = getattr(tables, 'oneToOne', None)
-    return f(n) if f is not None else _stopgaps.one_to_one(n)
+    return sys.modules[__package__].tables.oneToOne(n)
 
 
 def _kernel_args(cls, nInputPlane, kernel):

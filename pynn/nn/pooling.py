@@ -4,6 +4,8 @@ SpatialFractionalMaxPooling, SpatialLPPooling, FeatureLPPooling, with Lua nn's f
 THNN's output-size rules (the array kernels of the newer classes are in poolkernels.py)."""
 import math
 
+import sys
+
 import numpy as np
 
 from .. import backend
@@ -12,7 +14,12 @@ from .module import Module
 from .container import Sequential
 from . import functional as F
 from . import poolkernels as PK
-from ._stopgaps import nn_class
+
+
+def nn_class(name):
+    """pynn.nn's class `name`, looked up when a composite module is built (pynn.nn imports the
+    families that define its parts after this one)."""
+    return getattr(sys.modules[__package__], name)
 
 
 def _dims(t):

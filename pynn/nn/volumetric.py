@@ -14,7 +14,6 @@ from .module import Module
 from .normalization import BatchNormalization
 from .pooling import _FractionalMaxPooling, _check_in, _check_go, _long_like
 from . import poolkernels as PK
-from . import _stopgaps
 
 def _b5(t):
     a = t.numpy()
@@ -439,13 +438,3 @@ class VolumetricReplicationPadding(Module):
     def __tostring__(self):
         return self.__typename__ + '(left=%d, right=%d, top=%d, bottom=%d, front=%d, back=%d)' % (
             self.pleft, self.pright, self.ptop, self.pbottom, self.pfront, self.pback)
-
-
-# Stand-ins for classes of other families that the composite modules of pooling/normalization
-# need (see _stopgaps.py): exported from here, the last family imported, only for a name that no
-# family defines, so a real implementation always wins.
-_pkg = sys.modules.get(__package__)
-for _n, _c in _stopgaps.STOPGAPS.items():
-    if _pkg is not None and _pkg.__dict__.get(_n) is None:
-        globals()[_n] = _c
-del _n, _c
