@@ -306,6 +306,7 @@ class Tensor:
         return self._view_of(self._offset + (index - 1) * self._stride[d], sz, self._stride)
 
     def select(self, dim, index):
+        """A view without dimension dim at index (1-based); a number for a 1-D tensor, as Lua."""
         d = self._dim0(dim)
         if index < 0:
             index = self._size[d] + index + 1
@@ -313,6 +314,8 @@ class Tensor:
             raise IndexError("select: index %d out of 1..%d in dim %d" % (index, self._size[d], dim))
         sz = self._size[:d] + self._size[d + 1:]
         st = self._stride[:d] + self._stride[d + 1:]
+        if not sz:
+            return self.numpy()[index - 1].item()
         return self._view_of(self._offset + (index - 1) * self._stride[d], sz, st)
 
     def transpose(self, d1, d2):

@@ -191,6 +191,9 @@ def _make_binary(name, f, k=1, result_kind=None, number_fn=None):
             return compute(r, self, args)
         if len(args) == k + 1 and _is_t(args[0]):
             return compute(self, args[0], args[1:])
+        if len(args) == k + 2 and _is_t(args[0]) and _is_t(args[1]):
+            # Lua's x.f(r, x, y) written in Python: the bound method of x, r explicit
+            return compute(args[0], args[1], args[2:])
         _fail(name, 'expected %d operand(s) [after a source tensor], got %d arguments' % (k, len(args)),
               TypeError)
 
@@ -1394,7 +1397,7 @@ def eig(*args):
     if jobz == 'V':
         _put(rv, np.ascontiguousarray(v.real))
     else:
-        rv.resize(0)
+        rv.set()
     return outs[0], rv
 
 
@@ -1492,7 +1495,6 @@ def _conv(name, nd, flip):
         if mode == 'F':
             pads = [(s - 1, s - 1) for s in w.shape]
             a = xp.pad(a, pads)
-            w = w[(slice(None, None, -1),) * nd]
             w_ = w
         elif mode == 'V':
             w_ = w
