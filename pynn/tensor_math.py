@@ -161,10 +161,17 @@ def _make_unary(name, f):
 
 # ----------------------------------------------------------------------------- element-wise, binary
 
+def _any_meta(*xs):
+    return any(_is_t(t) and t.is_meta() for t in xs)
+
+
 def _operand(fn, x, y):
-    """y as an array broadcastable to x (a number, or a tensor with as many elements)."""
+    """y as an array broadcastable to x (a number, or a tensor with as many elements);
+    None where x or y is a meta tensor (sizes only: no arithmetic)."""
     if _is_t(y):
         _same_n(fn, x, y)
+        if _any_meta(x, y):
+            return None
         return _to_module(_a(y), _xp(x)).reshape(x.size()) if x.nElement() else _a(y)
     if _is_num(y):
         return y
@@ -179,7 +186,7 @@ def _make_binary(name, f, k=1, result_kind=None, number_fn=None):
     def compute(r, x, ops):
         x = _need_t(name, x)
         vals = [_operand(name, x, o) for o in ops]
-        if x.is_meta():
+        if _any_meta(r, x, *ops):
             return r.resizeAs(x)
         with _quiet():
             arr = f(_xp(x), _a(x), *vals)
@@ -262,7 +269,7 @@ def add(self, *args):
     if not _is_num(v):
         _fail(fn, 'expected a number as the scale, got %s' % _desc(v), TypeError)
     b = _operand(fn, x, y)
-    if x.is_meta():
+    if _any_meta(self, x, y):
         return self.resizeAs(x)
     arr = _a(x) + (v * b if _is_t(y) else b)
     return _put(self, arr, x.size())
@@ -294,6 +301,8 @@ def csub(self, *args):
         _fail(fn, 'expected (value | tensor | value, tensor), got %d arguments' % len(args), TypeError)
     x = _need_t(fn, x)
     b = _operand(fn, x, y)
+    if _any_meta(self, x, y):
+        return self.resizeAs(x)
     return _put(self, _a(x) - (v * b if _is_t(y) else b), x.size())
 
 
@@ -348,6 +357,8 @@ def _addc(name, op):
                   % ', '.join(_desc(a) for a in args), TypeError)
         v, (y, z) = (rest[0], rest[1:]) if len(rest) == 3 else (1, rest)
         yb, zb = _operand(name, x, y), _operand(name, x, z)
+        if _any_meta(self, x, y, z):
+            return self.resizeAs(x)
         with _quiet():
             arr = _a(x) + v * op(yb, zb)
         return _put(self, arr, x.size())
@@ -399,9 +410,10 @@ def _check_dims(name, t, n, what):
 
 def _blas(name, core):
     def run(r, beta, M, alpha, A, B):
+        if _any_meta(r, M, A, B):
+            core(name, None, None, None, A, B, M)      # size checks only
+            return r.resizeAs(M)
         arr = core(name, _a(M), _a(A), _a(B), A, B, M)
-        if r is not M:
-            pass
         out = beta * _a(M) + alpha * arr if beta != 0 else alpha * arr
         return _put(r, out, M.size())
 
@@ -419,7 +431,7 @@ def _core_mm(name, m, a, b, A, B, M):
     if A.size(2) != B.size(1) or M.size() != (A.size(1), B.size(2)):
         _fail(name, 'size mismatch: M %s, mat1 %s, mat2 %s' % (_fmt_size(M.size()), _fmt_size(A.size()),
                                                                  _fmt_size(B.size())))
-    return a @ b
+    return None if a is None else a @ b
 
 
 def _core_mv(name, m, a, b, A, B, M):
@@ -428,7 +440,7 @@ def _core_mv(name, m, a, b, A, B, M):
     if A.size(2) != B.size(1) or M.size() != (A.size(1),):
         _fail(name, 'size mismatch: vector %s, mat %s, vec %s' % (_fmt_size(M.size()), _fmt_size(A.size()),
                                                                    _fmt_size(B.size())))
-    return a @ b
+    return None if a is None else a @ b
 
 
 def _core_r(name, m, a, b, A, B, M):
@@ -437,7 +449,7 @@ def _core_r(name, m, a, b, A, B, M):
     if M.size() != (A.size(1), B.size(1)):
         _fail(name, 'size mismatch: M %s, vec1 %s, vec2 %s' % (_fmt_size(M.size()), _fmt_size(A.size()),
                                                                 _fmt_size(B.size())))
-    return a[:, None] * b[None, :]
+    return None if a is None else a[:, None] * b[None, :]
 
 
 def _core_bmm_sum(name, m, a, b, A, B, M):
@@ -446,7 +458,7 @@ def _core_bmm_sum(name, m, a, b, A, B, M):
     if A.size(1) != B.size(1) or A.size(3) != B.size(2) or M.size() != (A.size(2), B.size(3)):
         _fail(name, 'size mismatch: M %s, batch1 %s, batch2 %s' % (
             _fmt_size(M.size()), _fmt_size(A.size()), _fmt_size(B.size())))
-    return (a @ b).sum(0)
+    return None if a is None else (a @ b).sum(0)
 
 
 def _core_bmm(name, m, a, b, A, B, M):
@@ -455,7 +467,7 @@ def _core_bmm(name, m, a, b, A, B, M):
     if A.size(1) != B.size(1) or A.size(3) != B.size(2) or M.size() != (A.size(1), A.size(2), B.size(3)):
         _fail(name, 'size mismatch: M %s, batch1 %s, batch2 %s' % (
             _fmt_size(M.size()), _fmt_size(A.size()), _fmt_size(B.size())))
-    return a @ b
+    return None if a is None else a @ b
 
 
 def _product(name, core, size_of):
@@ -464,6 +476,8 @@ def _product(name, core, size_of):
         _need_t(name, a)
         _need_t(name, b)
         size = size_of(name, a, b)
+        if _any_meta(self, a, b):
+            return self.resize(*size)
         arr = core(_a(a), _a(b))
         return _put(self, arr, size)
 
@@ -916,6 +930,8 @@ def cross(*args):
 
 def _check_index(name, idx, n):
     _need_t(name, idx, 'a LongTensor of indices')
+    if idx._kind not in ('Long', 'Int', 'Short', 'Char', 'Byte'):
+        _fail(name, 'expected a LongTensor of indices, got %s' % _desc(idx), TypeError)
     ia = _a(idx).astype(np.int64)
     if ia.size and (int(ia.min()) < 1 or int(ia.max()) > n):
         _fail(name, 'index out of range: indices %d..%d, expected 1..%d' % (int(ia.min()), int(ia.max()), n),
@@ -1373,6 +1389,37 @@ def trtrs(*args):
     return _lapack_out(args[1], [x, a], res)
 
 
+def _sytd2_upper(a):
+    """What LAPACK's dsyev(JOBZ='N', UPLO='U') leaves in A: dsytd2's tridiagonal reduction
+    (superdiagonal e, reflectors above it, updated diagonal); the lower triangle untouched.
+    One Householder step per column (a loop over columns, whole-array steps inside)."""
+    f = a.copy()
+    n = f.shape[0]
+    for i in range(n - 1, 0, -1):           # LAPACK's i = n-1 .. 1 (column i+1 is f[:, i])
+        alpha = f[i - 1, i]
+        x = f[:i - 1, i]
+        xnorm = float(np.sqrt((x * x).sum())) if x.size else 0.0
+        taui = 0.0
+        if xnorm != 0.0:
+            beta = -math.copysign(math.hypot(alpha, xnorm), alpha)
+            taui = (beta - alpha) / beta
+            f[:i - 1, i] = x * (1.0 / (alpha - beta))
+            alpha = beta
+        f[i - 1, i] = alpha
+        if taui != 0.0:
+            v = f[:i, i].copy()
+            v[i - 1] = 1.0
+            up = np.triu(f[:i, :i])
+            sym = up + np.triu(up, 1).T
+            w = taui * (sym @ v)
+            w += (-0.5 * taui * float(w @ v)) * v
+            upd = -(np.outer(v, w) + np.outer(w, v))
+            iu = np.triu_indices(i)
+            f[:i, :i][iu] += upd[iu]
+            f[i - 1, i] = alpha
+    return f
+
+
 def symeig(*args):
     """symeig([re, rv,] a [, 'N'|'V' [, 'U'|'L']]) -> (eigenvalues ascending, eigenvectors)."""
     res, args = (list(args[:2]), args[2:]) if len(args) >= 3 and _is_t(args[2]) else (None, args)
@@ -1381,7 +1428,7 @@ def symeig(*args):
     uplo = args[2] if len(args) > 2 else 'U'
     e, v = np.linalg.eigh(a, UPLO=uplo)
     if jobz != 'V':
-        v = a
+        v = _sytd2_upper(a) if uplo == 'U' else a
     return _lapack_out(args[0], [e, v], res)
 
 
