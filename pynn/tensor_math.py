@@ -14,8 +14,8 @@ import numbers
 import numpy as np
 
 from . import backend
-from .storage import Storage, _to_module
-from .tensor import Tensor, _as_sizes, _contiguous_strides, _fmt_size
+from .storage import _to_module
+from .tensor import Tensor, _as_sizes, _fmt_size
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -87,21 +87,6 @@ def _put(r, arr, size=None):
     src = _to_module(arr, backend.array_module(dst))
     dst[...] = src.reshape(dst.shape)
     return r
-
-
-def _from(arr, like=None, kind=None, device=None):
-    if kind is None:
-        kind = like._kind if like is not None else backend.kind_of_dtype(arr.dtype)
-    device = device or (like._device if like is not None else 'cpu')
-    return _put(Tensor(kind=kind, device=device), arr)
-
-
-def _kind_dtype(kind):
-    return np.dtype(backend.KINDS[kind])
-
-
-def _float_dt(t):
-    return t.dtype if t.dtype.kind == 'f' else np.dtype(np.float64)
 
 
 class _quiet:
@@ -580,10 +565,6 @@ def _extreme(name, pick):
     return method, func
 
 
-def _sorted_dim(name, fn_pick, last_default=True, nextra=0):
-    pass
-
-
 def _kth(name, choose):
     """median/mode/kthvalue along a dim (last by default): (values, indices), keeping the dim."""
     def func(*args):
@@ -858,6 +839,8 @@ def cat(*args):
     for t in ts:
         _need_t('cat', t)
     ts_ne = [t for t in ts if t.nElement() > 0 or t.dim() > 0]
+    if not ts_ne:
+        return r if r is not None else _new(ts[0])
     nd = max(t.dim() for t in ts_ne)
     d = rest[0] if rest and rest[0] is not None else nd
     if d < 0:
@@ -1320,13 +1303,6 @@ def _lapack_out(like, arrs, res):
     return tuple(outs)
 
 
-def _split_lapack(args, nres):
-    if len(args) > nres and all(_is_t(a) for a in args[:nres]) and _is_t(args[nres]) and \
-            (len(args) > nres + 1 and _is_t(args[nres + 1]) or nres == 0):
-        return list(args[:nres]), args[nres:]
-    return None, args
-
-
 def _getrf(a):
     """LU with partial pivoting as LAPACK's dgetrf: packed L\\U (loop over columns)."""
     a = a.copy()
@@ -1366,11 +1342,7 @@ def gels(*args):
     m, n = a.shape
     x = np.linalg.lstsq(a, b, rcond=None)[0]
     fa = _householder(a)[0] if m >= n else a
-    if m >= n:
-        out = x
-    else:
-        out = x
-    return _lapack_out(args[1], [out, fa], res)
+    return _lapack_out(args[1], [x, fa], res)
 
 
 def trtrs(*args):
