@@ -178,19 +178,55 @@ def test_module_reset_draws_lua_weights(case):
 T7 = REF / 't7' / 'lua'
 
 
-@pytest.mark.skipif(not (T7 / 'net.t7').exists(), reason='t7/lua networks not found')
-def test_net_built_after_manualSeed_1_has_lua_weights():
-    """t7/lua/net.t7 was built right after torch.manualSeed(1); its conv and linear weights
-    (batch norm's statistics and bias were randomized afterwards) are the constructors' draws."""
-    nn = pynn.nn
-    pynn.manualSeed(1)
+def _build_net(nn):
     net = nn.Sequential()
     net.add(nn.SpatialConvolution(3, 8, 3, 3, 1, 1, 1, 1)).add(nn.SpatialBatchNormalization(8))
     net.add(nn.ReLU(True)).add(nn.SpatialMaxPooling(2, 2, 2, 2))
     net.add(nn.View(128).setNumInputDims(3)).add(nn.Linear(128, 10)).add(nn.LogSoftMax())
-    lua = pynn.load(T7 / 'net.t7')
-    for i, fields in ((1, ('weight', 'bias')), (6, ('weight', 'bias'))):
+    return net
+
+
+def _build_net_res(nn):
+    branch = nn.Sequential()
+    branch.add(nn.SpatialConvolution(8, 8, 3, 3, 1, 1, 1, 1)).add(nn.SpatialBatchNormalization(8))
+    branch.add(nn.ReLU(True)).add(nn.SpatialConvolution(8, 8, 3, 3, 1, 1, 1, 1))
+    branch.add(nn.SpatialBatchNormalization(8))
+    net = nn.Sequential()
+    net.add(nn.ConcatTable().add(branch).add(nn.Identity()))
+    net.add(nn.CAddTable(True)).add(nn.ReLU(True))
+    return net
+
+
+def _build_net_inception(nn):
+    net = nn.Concat(2)
+    net.add(nn.Sequential().add(nn.SpatialConvolution(4, 3, 1, 1)).add(nn.ReLU(True)))
+    net.add(nn.Sequential().add(nn.SpatialConvolution(4, 2, 1, 1)).add(nn.ReLU(True))
+            .add(nn.SpatialConvolution(2, 5, 3, 3, 1, 1, 1, 1)).add(nn.ReLU(True)))
+    net.add(nn.Sequential().add(nn.SpatialMaxPooling(3, 3, 1, 1, 1, 1))
+            .add(nn.SpatialConvolution(4, 2, 1, 1)))
+    return net
+
+
+@pytest.mark.parametrize('name,build', [('net', _build_net), ('net_res', _build_net_res),
+                                        ('net_inception', _build_net_inception)])
+def test_networks_built_after_manualSeed_1_have_lua_weights(name, build):
+    """t7/lua/<name>.t7 was built right after torch.manualSeed(1): every convolution's and
+    linear layer's weight and bias, and batch norm's weight, are the constructors' draws (batch
+    norm's running statistics and bias were randomized afterwards, so they are not compared)."""
+    if not (T7 / (name + '.t7')).exists():
+        pytest.skip('t7/lua networks not found at ../shared/reference/t7/lua')
+    pynn.manualSeed(1)
+    net = build(pynn.nn)
+    lua = pynn.load(T7 / (name + '.t7'))
+    mine, theirs = net.listModules(), lua.listModules()
+    assert [m.__typename__ for m in mine] == [m.__typename__ for m in theirs]
+    compared = 0
+    for i, (m, w) in enumerate(zip(mine, theirs)):
+        fields = ('weight',) if 'BatchNormalization' in m.__typename__ else ('weight', 'bias')
         for f in fields:
-            g = getattr(net.get(i), f)
-            w = getattr(lua.get(i), f)
-            assert np.allclose(np.asarray(g), np.asarray(w), rtol=0, atol=1e-12), 'module %d %s' % (i, f)
+            if getattr(w, f, None) is None:
+                continue
+            assert np.allclose(np.asarray(getattr(m, f)), np.asarray(getattr(w, f)), rtol=0, atol=1e-12), \
+                '%s module %d (%s) %s differs from Lua' % (name, i + 1, m.__typename__, f)
+            compared += 1
+    assert compared >= 3
