@@ -2,6 +2,9 @@
 
 Dims and indices in the API are 1-based as in Lua; `numpy()` gives a zero-copy
 ndarray view of the tensor's bytes so layers can compute with NumPy/CuPy `out=`.
+This file holds the storage model, Lua's operators and indexing, and the Python protocol;
+the math library (TensorMath.lua) is bound onto Tensor from tensor_math.py, the random
+fills from rng.py.
 """
 import math
 import numbers

@@ -936,8 +936,16 @@ def gather(*args):
 
 
 def scatter(self, dim, idx, src):
+    """x.scatter(dim, idx, src | value): x[..., idx[i], ...] = src[i] along dim, in place."""
     d = _dim0('scatter', self, dim)
     ia = _check_index('scatter', idx, self.size(d + 1))
+    if idx.dim() != self.dim() or any(idx.size(i + 1) > self.size(i + 1)
+                                      for i in range(self.dim()) if i != d):
+        _fail('scatter', 'index of size %s does not fit a tensor of size %s along dimension %d'
+              % (_fmt_size(idx.size()), _fmt_size(self.size()), dim))
+    if _is_t(src) and (src.dim() != idx.dim() or any(a < b for a, b in zip(src.size(), idx.size()))):
+        _fail('scatter', 'source of size %s is smaller than the index %s'
+              % (_fmt_size(src.size()), _fmt_size(idx.size())))
     a = _a(self)
     xp = _xp(self)
     if _is_t(src):

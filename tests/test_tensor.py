@@ -243,3 +243,15 @@ def test_math_bad_input_names_the_function_and_changes_nothing():
         with pytest.raises((ValueError, IndexError, TypeError), match=fn):
             call()
         assert np.array_equal(np.asarray(x), a) and np.array_equal(np.asarray(y), np.ones((2, 2)))
+
+
+def test_scatter_gather_bad_input():
+    x = _T(np.zeros((3, 4)))
+    idx = pynn.LongTensor([[1, 2], [3, 4], [2, 2]])
+    with pytest.raises(ValueError, match='scatter'):
+        x.scatter(2, idx, _T(np.ones((2, 2))))
+    with pytest.raises(IndexError, match='scatter'):
+        x.scatter(2, pynn.LongTensor([[5], [1], [1]]), 1.0)
+    assert not np.asarray(x).any()
+    x.scatter(2, idx, 2.5)
+    assert np.asarray(x).sum() == 2.5 * 5
