@@ -608,17 +608,18 @@ def _pick_kth(xp, srt, n, k, d):
 
 
 def _pick_mode(xp, srt, n, k, d):
+    """Position (in sorted order) of the end of the first longest run, as TH's mode scan."""
     s = xp.moveaxis(srt, d, -1)
-    # run lengths: position i ends a run when s[i] != s[i+1] or i is last
-    ends = xp.ones(s.shape, dtype=bool)
-    ends[..., :-1] = s[..., :-1] != s[..., 1:]
-    pos = xp.arange(n)
-    starts_b = xp.ones(s.shape, dtype=bool)
-    starts_b[..., 1:] = s[..., 1:] != s[..., :-1]
-    start_idx = xp.maximum.accumulate(xp.where(starts_b, pos, 0), axis=-1)
-    freq = xp.where(ends, pos - start_idx + 1, 0)
-    best = xp.argmax(freq, axis=-1)            # first run with the highest frequency
-    return xp.expand_dims(xp.expand_dims(best, -1).squeeze(-1), d)
+    rows = s.reshape(-1, n)
+    starts = xp.ones(rows.shape, dtype=np.int64)
+    starts[:, 1:] = rows[:, 1:] != rows[:, :-1]
+    run = xp.cumsum(starts, axis=1) - 1 + (xp.arange(rows.shape[0]) * n)[:, None]
+    counts = xp.bincount(run.reshape(-1), minlength=rows.size)
+    ends = xp.ones(rows.shape, dtype=bool)
+    ends[:, :-1] = rows[:, :-1] != rows[:, 1:]
+    freq = xp.where(ends, counts[run], 0)
+    best = xp.argmax(freq, axis=1).reshape(s.shape[:-1] + (1,))   # first run of the top count
+    return xp.moveaxis(best, -1, d)
 
 
 def sort(*args):
