@@ -4,8 +4,19 @@ The torch-like face: Tensor and Storage, typed constructors, random fills, type 
 """
 from .storage import Storage, LongStorage
 from .tensor import (Tensor, setdefaulttensortype, getdefaulttensortype, manualSeed,
-                     rand, randn, zeros, ones, is_tensor, from_numpy, typed)
+                     is_tensor, from_numpy, typed)
 from . import backend
+from . import tensor_math as _tensor_math
+from . import rng as _random
+from .rng import (getRNGState, setRNGState, initialSeed, seed, rand, randn, randperm,
+                     multinomial, Generator)
+
+# Torch7's math library: pynn.f(...) for every function of TensorMath.lua (also Tensor methods)
+globals().update(_tensor_math.bind())
+random = _random.random
+uniform, normal, bernoulli = _random.uniform_fn, _random.normal_fn, _random.bernoulli_fn
+exponential, cauchy = _random.exponential_fn, _random.cauchy_fn
+logNormal, geometric = _random.logNormal_fn, _random.geometric_fn
 
 fromNumpy = from_numpy
 isTensor = is_tensor

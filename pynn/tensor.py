@@ -2,7 +2,11 @@
 
 Dims and indices in the API are 1-based as in Lua; `numpy()` gives a zero-copy
 ndarray view of the tensor's bytes so layers can compute with NumPy/CuPy `out=`.
+This file holds the storage model, Lua's operators and indexing, and the Python protocol;
+the math library (TensorMath.lua) is bound onto Tensor from tensor_math.py, the random
+fills from rng.py.
 """
+import math
 import numbers
 
 import numpy as np
@@ -24,11 +28,14 @@ def getdefaulttensortype():
 
 
 def manualSeed(seed):
-    """Seeds pynn's generator (NumPy's PCG64; Lua's Mersenne stream is not reproduced)."""
-    _rng['gen'] = np.random.default_rng(int(seed))
+    """torch.manualSeed: seeds Torch's Mersenne Twister (pynn.random) and the auxiliary NumPy
+    generator that `generator()` returns."""
+    from . import rng as _random
+    _random.manualSeed(seed)
 
 
 def generator():
+    """An auxiliary NumPy generator (reseeded by manualSeed); Torch's own stream is pynn.random."""
     return _rng['gen']
 
 
@@ -302,6 +309,7 @@ class Tensor:
         return self._view_of(self._offset + (index - 1) * self._stride[d], sz, self._stride)
 
     def select(self, dim, index):
+        """A view without dimension dim at index (1-based); a number for a 1-D tensor, as Lua."""
         d = self._dim0(dim)
         if index < 0:
             index = self._size[d] + index + 1
@@ -309,6 +317,8 @@ class Tensor:
             raise IndexError("select: index %d out of 1..%d in dim %d" % (index, self._size[d], dim))
         sz = self._size[:d] + self._size[d + 1:]
         st = self._stride[:d] + self._stride[d + 1:]
+        if not sz:
+            return self.numpy()[index - 1].item()
         return self._view_of(self._offset + (index - 1) * self._stride[d], sz, st)
 
     def transpose(self, d1, d2):
@@ -324,7 +334,10 @@ class Tensor:
         return self.transpose(1, 2)
 
     def contiguous(self):
-        return self if self.isContiguous() else self.clone()
+        """A contiguous copy, or (already contiguous) a new tensor on the same storage, as Lua."""
+        if self.isContiguous():
+            return self._view_of(self._offset, self._size, self._stride)
+        return self.clone()
 
     def clone(self):
         res = self.new()
@@ -380,70 +393,71 @@ class Tensor:
     def zero(self):
         return self.fill(0)
 
-    def add(self, *args):
-        """add(v) | add(tensor) | add(v, tensor) | add(t1, v, t2): Torch7's forms, in place on self."""
-        if len(args) == 1:
-            o = args[0]
-            if isinstance(o, Tensor):
-                return self._inplace(lambda a: a.__iadd__(o.numpy().reshape(a.shape)))
-            return self._inplace(lambda a: a.__iadd__(o))
-        if len(args) == 2:
-            v, o = args
-            return self._inplace(lambda a: a.__iadd__(v * o.numpy().reshape(a.shape)))
-        t1, v, t2 = args
-        self.resizeAs(t1)
-        return self._inplace(lambda a: a.__setitem__(
-            Ellipsis, t1.numpy() + v * t2.numpy().reshape(a.shape)))
+    # --- Lua indexing: x[i], x[i, j], x[[a, b], []], x[mask], and assignment -------------------
+    def _index_view(self, key, fn):
+        """Resolve a Lua index to (view, number_wanted): ints select (1-based, negatives from the
+        end), lists are ranges ([] all, [a] one, [a, b] a..b), a ByteTensor is a mask."""
+        if isinstance(key, list):
+            key = (key,)
+        if not isinstance(key, tuple):
+            key = (key,)
+        if len(key) > self.dim():
+            raise IndexError("%s: %d indices for a %dD tensor of size %s"
+                             % (fn, len(key), self.dim(), _fmt_size(self._size)))
+        v, d, picked = self, 1, 0
+        for k in key:
+            n = v._size[d - 1]
+            if isinstance(k, bool) or not isinstance(k, (numbers.Integral, list)):
+                raise TypeError("%s: index entries must be integers or lists (ranges), got %r" % (fn, k))
+            if isinstance(k, numbers.Integral):
+                i = n + k + 1 if k < 0 else k
+                if not 1 <= i <= n:
+                    raise IndexError("%s: index %d out of range 1..%d in dimension %d" % (fn, k, n, d))
+                v = v.narrow(d, i, 1)
+                picked += 1
+                d += 1
+                continue
+            if len(k) == 0:
+                d += 1
+                continue
+            if len(k) > 2:
+                raise TypeError("%s: a range is [start] or [start, end], got %r" % (fn, k))
+            s = k[0]
+            e = k[1] if len(k) > 1 else k[0]
+            s = n + s + 1 if s < 0 else s
+            e = n + e + 1 if e < 0 else e
+            if not (1 <= s <= n and s - 1 <= e <= n):
+                raise IndexError("%s: range %r out of 1..%d in dimension %d" % (fn, k, n, d))
+            v = v.narrow(d, s, e - s + 1)
+            d += 1
+        return v, key
 
-    def mul(self, value):
-        return self._inplace(lambda a: a.__imul__(value))
+    def _drop_selected(self, v, key):
+        """Remove the dimensions that integer entries of key selected (Lua's select)."""
+        keep = [i for i, k in enumerate(key) if not isinstance(k, numbers.Integral)]
+        keep += list(range(len(key), v.dim()))
+        if not keep:
+            return None
+        return v._view_of(v._offset, [v._size[i] for i in keep], [v._stride[i] for i in keep])
 
-    def div(self, value):
-        return self._inplace(lambda a: a.__itruediv__(value))
-
-    def cmul(self, other):
-        return self._inplace(lambda a: a.__imul__(other.numpy().reshape(a.shape)))
-
-    def uniform(self, a=0.0, b=1.0):
-        return self._random(lambda g, n: g.uniform(a, b, n))
-
-    def normal(self, mean=0.0, std=1.0):
-        return self._random(lambda g, n: g.normal(mean, std, n))
-
-    def bernoulli(self, p=0.5):
-        return self._random(lambda g, n: (g.random(n) < p))
-
-    def _random(self, draw):
-        if self._device == 'meta' or self.nElement() == 0:
-            return self
-        vals = draw(generator(), self.nElement()).astype(self.dtype).reshape(self._size)
-        a = self.numpy()
-        a[...] = _to_module(vals, backend.array_module(a))
-        return self
-
-    def sum(self):
-        return self.numpy().sum().item()
-
-    def max(self):
-        return self.numpy().max().item()
-
-    def min(self):
-        return self.numpy().min().item()
-
-    def abs(self):
-        return self._inplace(lambda a: np.abs(a, out=a) if backend.array_module(a) is np
-                             else backend.array_module(a).abs(a, out=a))
-
-    def equal(self, other):
-        return self._size == other._size and bool((self.numpy() == other.numpy()).all())
-
-    def __getitem__(self, i):
-        """Lua's t[i]: 1-based; a number for 1-D tensors, else select(1, i)."""
-        if not isinstance(i, numbers.Integral):
-            raise TypeError("Tensor index must be an integer (1-based), got %r" % (i,))
-        if self.dim() == 1:
-            return self.numpy()[self._dim_index(i)].item()
-        return self.select(1, i)
+    def __getitem__(self, key):
+        """Lua's x[i] (1-based; a number for 1-D), x[{i, j}] as x[i, j], ranges x[[1, 2], []],
+        x[mask] (ByteTensor: maskedSelect), x[idx] (LongTensor: index(1, idx))."""
+        if isinstance(key, Tensor):
+            if key._kind == 'Byte':
+                return self.maskedSelect(key)
+            return self.index(1, key)
+        if isinstance(key, numbers.Integral) and not isinstance(key, bool):
+            if self.dim() == 0:
+                raise IndexError("__getitem__: index %d into an empty tensor" % key)
+            if self.dim() == 1:
+                return self.numpy()[self._dim_index(key)].item()
+            return self.select(1, key)
+        v, key = self._index_view(key, '__getitem__')
+        out = self._drop_selected(v, key)
+        if out is None:
+            return v.numpy().reshape(-1)[0].item()
+        return out
 
     def _dim_index(self, i):
         n = self._size[0]
@@ -453,27 +467,162 @@ class Tensor:
             raise IndexError("index %d out of range 1..%d" % (i, n))
         return i - 1
 
-    def __setitem__(self, i, v):
-        if not isinstance(i, numbers.Integral):
-            raise TypeError("Tensor index must be an integer (1-based), got %r" % (i,))
-        if self.dim() == 1:
-            self.numpy()[self._dim_index(i)] = v
+    def __setitem__(self, key, value):
+        """x[...] = number fills, x[...] = tensor copies; x[mask] = v (maskedFill / maskedCopy)."""
+        if not isinstance(value, (Tensor, numbers.Number)):
+            raise TypeError("__setitem__: expected a number or a tensor, got %s" % type(value).__name__)
+        if isinstance(key, Tensor):
+            if key._kind == 'Byte':
+                if isinstance(value, Tensor):
+                    self.maskedCopy(key, value)
+                else:
+                    self.maskedFill(key, value)
+                return
+            return self.indexCopy(1, key, value) if isinstance(value, Tensor) else \
+                self.indexFill(1, key, value)
+        v, key = self._index_view(key, '__setitem__')
+        if isinstance(value, Tensor):
+            if value.nElement() != v.nElement():
+                raise ValueError("__setitem__: %d elements given for a slot of size %s"
+                                 % (value.nElement(), _fmt_size(v._size)))
+            v.copy(value)
         else:
-            t = self.select(1, i)
-            t.copy(v) if isinstance(v, Tensor) else t.fill(v)
+            v.fill(value)
 
+    # --- Lua operators ---------------------------------------------------------------------------
+    def __add__(self, other):
+        if not isinstance(other, (Tensor, numbers.Number)):
+            return NotImplemented
+        return self.clone().add(other)
+
+    def __radd__(self, other):
+        return self.__add__(other)
+
+    def __sub__(self, other):
+        if isinstance(other, Tensor):
+            return self.clone().add(-1, other)
+        if isinstance(other, numbers.Number):
+            return self.clone().add(-other)
+        return NotImplemented
+
+    def __rsub__(self, other):
+        if not isinstance(other, numbers.Number):
+            return NotImplemented
+        return self.clone().mul(-1).add(other)
+
+    def __neg__(self):
+        return self.clone().mul(-1)
+
+    def __mul__(self, other):
+        """x * number scales; x * y: 1-D.1-D dot (a number), 2-D x 1-D mv, 2-D x 2-D mm."""
+        if isinstance(other, numbers.Number):
+            return self.clone().mul(other)
+        if not isinstance(other, Tensor):
+            return NotImplemented
+        if self.dim() == 1 and other.dim() == 1:
+            return self.dot(other)
+        if self.dim() == 2 and other.dim() == 1:
+            return self.new().resize(self._size[0]).zero().addmv(0, 1, self, other)
+        if self.dim() == 2 and other.dim() == 2:
+            return self.new().resize(self._size[0], other._size[1]).zero().addmm(0, 1, self, other)
+        raise ValueError("__mul__: expected 1D.1D, 2D x 1D or 2D x 2D tensors, got %s and %s"
+                         % (_fmt_size(self._size), _fmt_size(other._size)))
+
+    def __rmul__(self, other):
+        if not isinstance(other, numbers.Number):
+            return NotImplemented
+        return self.clone().mul(other)
+
+    def __truediv__(self, other):
+        if isinstance(other, numbers.Number):
+            return self.clone().div(other)
+        if isinstance(other, Tensor):
+            return self.clone().cdiv(other)
+        return NotImplemented
+
+    __div__ = __truediv__
+
+    def __mod__(self, other):
+        if not isinstance(other, numbers.Number):
+            return NotImplemented
+        return self.clone().remainder(other)
+
+    # --- Python protocol -------------------------------------------------------------------------
     def __len__(self):
         return self._size[0] if self._size else 0
 
-    def __repr__(self):
-        head = ''
-        if self._device != 'meta' and 0 < self.nElement() <= 1000:
-            a = self.numpy()
-            if backend.array_module(a) is not np:
-                a = a.get()
-            head = np.array2string(a, precision=4) + '\n'
-        return '%s[%s of size %s]' % (head, self.type(), _fmt_size(self._size))
+    def __iter__(self):
+        """Over the first dimension: sub-tensors (numbers for a 1-D tensor), as x[1], x[2], ..."""
+        for i in range(1, len(self) + 1):
+            yield self[i]
 
+    def __contains__(self, value):
+        if self.is_meta():
+            raise RuntimeError("__contains__: a meta tensor has no data")
+        if self.nElement() == 0:
+            return False
+        return bool((self.numpy() == value).any())
+
+    def __array__(self, dtype=None, copy=None):
+        """A NumPy view of the elements (zero-copy for CPU tensors), dtype kept unless asked."""
+        a = self.numpy()
+        if backend.array_module(a) is not np:
+            a = a.get()
+        if dtype is not None and np.dtype(dtype) != a.dtype:
+            return a.astype(dtype)
+        if copy:
+            return a.copy()
+        return a
+
+    def __repr__(self):
+        return _lua_format(self)
+
+    __str__ = __repr__
+
+
+def _fmt_block(a):
+    """Lua's column formatting of a 1-D/2-D block of numbers: (lines, scale header or '')."""
+    fin = a[np.isfinite(a)] if a.dtype.kind == 'f' else a
+    if fin.size == 0:
+        return [' '.join('%10s' % v for v in row) for row in np.atleast_2d(a)], ''
+    amax = float(np.abs(fin).max())
+    if a.dtype.kind != 'f' or np.all(fin == np.floor(fin)):
+        width = len('%d' % amax) if amax < 1e15 else 16
+        if (fin < 0).any():
+            width += 1
+        fmt = lambda v: ('%' + str(width) + '.0f') % v
+        return [' '.join(' ' + fmt(v) for v in row) for row in np.atleast_2d(a)], ''
+    expmax = int(math.floor(math.log10(amax))) if amax > 0 else 0
+    scale = ''
+    if expmax < -2 or expmax > 4:
+        scale = '%.4e *\n' % (10.0 ** expmax)
+        scale = '1e%+03d *\n' % expmax
+        a = a / (10.0 ** expmax)
+        expmax = 0
+    width = max(expmax, 0) + 6 + (1 if (fin < 0).any() else 0)
+    fmt = lambda v: ('%' + str(width) + '.4f') % v
+    return [' '.join(' ' + fmt(v) for v in row) for row in np.atleast_2d(a)], scale
+
+
+def _lua_format(t):
+    foot = '[%s of size %s]' % (t.type(), _fmt_size(t.size()))
+    if t.is_meta() or t.nElement() == 0:
+        return '[%s with no dimension]' % t.type() if t.nElement() == 0 and not t.is_meta() else foot
+    a = t.numpy()
+    if backend.array_module(a) is not np:
+        a = a.get()
+    a = np.asarray(a)
+    if a.ndim == 1:
+        lines, scale = _fmt_block(a.reshape(-1, 1))
+        return scale + '\n'.join(lines) + '\n' + foot
+    if a.ndim == 2:
+        lines, scale = _fmt_block(a)
+        return scale + '\n'.join(lines) + '\n' + foot
+    out = []
+    for idx in np.ndindex(*a.shape[:-2]):
+        lines, scale = _fmt_block(a[idx])
+        out.append('(%s,.,.) = \n%s%s' % (','.join(str(i + 1) for i in idx), scale, '\n'.join(lines)))
+    return '\n\n'.join(out) + '\n' + foot
 
 def is_tensor(x):
     return isinstance(x, Tensor)
@@ -510,7 +659,5 @@ def _filled(fill):
     return make
 
 
-rand = _filled(lambda t: t.uniform())
-randn = _filled(lambda t: t.normal())
 zeros = _filled(lambda t: t.zero())
 ones = _filled(lambda t: t.fill(1))

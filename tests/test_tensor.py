@@ -147,3 +147,111 @@ def test_meta_tensors_have_sizes_but_no_data():
         m.numpy()
     m.resize(256, 3, 224, 224)
     assert m.storage().size() == 256 * 3 * 224 * 224
+
+
+# --- Torch7's math library, operators, indexing and the Python protocol -----------------------
+# (Lua's own results for every function are replayed in tests/test_lua_torch.py; these check
+# other shapes and types against NumPy, and the error paths.)
+
+def _T(a, kind='Double'):
+    t = getattr(pynn, kind + 'Tensor')()
+    t.resize(*np.shape(a))
+    t.numpy()[...] = a
+    return t
+
+
+def test_operators_follow_lua_against_numpy():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    m, v = rng.standard_normal((4, 2)), rng.standard_normal(4)
+    x, y = _T(a), _T(b)
+    assert np.allclose(np.asarray(x + y), a + b) and np.allclose(np.asarray(2 - x), 2 - a)
+    assert np.allclose(np.asarray(-x), -a) and np.allclose(np.asarray(x / 4), a / 4)
+    assert np.allclose(np.asarray(x % 0.7), a - 0.7 * np.floor(a / 0.7))
+    assert np.allclose(np.asarray(x * _T(m)), a @ m) and np.allclose(np.asarray(x * _T(v)), a @ v)
+    assert (_T(v) * _T(v)) == pytest.approx(float(v @ v))
+    assert np.array_equal(np.asarray(x), a)         # operators never modify their operands
+
+
+def test_lua_indexing_and_assignment():
+    a = np.arange(12.).reshape(3, 4)
+    x = _T(a)
+    assert x[2, 3] == a[1, 2] and x[-1, -1] == a[2, 3]
+    assert np.array_equal(np.asarray(x[[1, 2], []]), a[0:2])
+    assert np.array_equal(np.asarray(x[[], 2]), a[:, 1])
+    assert np.array_equal(np.asarray(x[[-2, -1], [2, 3]]), a[1:3, 1:3])
+    assert x[[], 2].storage() is x.storage()
+    mask = x.gt(5)
+    assert mask.type() == 'torch.ByteTensor'
+    assert np.array_equal(np.asarray(x[mask]), a[a > 5])
+    x[mask] = 0
+    x[1, 1] = 7
+    x[[], 4] = -1
+    want = np.where(a > 5, 0, a)
+    want[0, 0] = 7
+    want[:, 3] = -1
+    assert np.array_equal(np.asarray(x), want)
+    with pytest.raises(IndexError, match='__getitem__'):
+        x[4, 1]
+    with pytest.raises(IndexError, match='range'):
+        x[[2, 5]]
+
+
+def test_python_protocol():
+    a = np.arange(6.).reshape(2, 3)
+    x = _T(a)
+    rows = list(x)
+    assert len(rows) == len(x) == 2 and all(r.size() == (3,) for r in rows)
+    assert list(x[2]) == [3.0, 4.0, 5.0]
+    arr = np.asarray(x)
+    assert arr.dtype == np.float64 and np.shares_memory(arr, x.numpy())
+    f = _T(a, 'Float')
+    assert np.asarray(f).dtype == np.float32
+    assert 4.0 in x and 9.0 not in x
+    assert repr(_T([[1, 2], [3, 4]])) == ' 1  2\n 3  4\n[torch.DoubleTensor of size 2x2]'
+    assert repr(pynn.Tensor()) == '[torch.DoubleTensor with no dimension]'
+    assert list(pynn.Tensor()) == []
+
+
+def test_result_first_forms_alias_and_methods_work_in_place():
+    x = _T(np.array([[1., -2.], [3., -4.]]))
+    r = pynn.Tensor()
+    assert pynn.abs(r, x) is r and np.array_equal(np.asarray(r), [[1, 2], [3, 4]])
+    assert x.abs() is x and np.array_equal(np.asarray(x), [[1, 2], [3, 4]])
+    v, i = pynn.max(x, 2)
+    assert v.size() == (2, 1) and i.type() == 'torch.LongTensor' and i.tolist() == [[2], [2]]
+    assert pynn.sum(x) == 10 and x.t().storage() is x.storage()
+
+
+def test_float32_math_keeps_the_type():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((3, 4)).astype(np.float32)
+    x = _T(a, 'Float')
+    for r in (pynn.exp(x), x + 1, pynn.sum(x, 2), pynn.mm(x, x.t()), pynn.cumsum(x, 2)):
+        assert r.type() == 'torch.FloatTensor'
+    assert np.allclose(np.asarray(pynn.mm(x, x.t())), a @ a.T, atol=1e-5)
+
+
+def test_math_bad_input_names_the_function_and_changes_nothing():
+    a = np.arange(12.).reshape(3, 4)
+    x, y = _T(a), _T(np.ones((2, 2)))
+    for call, fn in ((lambda: x.add(y), 'add'), (lambda: x.cmul(y), 'cmul'),
+                     (lambda: pynn.mm(x, x), 'mm'), (lambda: pynn.sum(x, 3), 'sum'),
+                     (lambda: x.index(1, pynn.LongTensor([1, 4])), 'index'),
+                     (lambda: pynn.cat(x, y, 1), 'cat'), (lambda: x.narrow(2, 4, 2), 'narrow'),
+                     (lambda: pynn.addmm(x, x, x), 'addmm'), (lambda: x.gather(2, y), 'gather')):
+        with pytest.raises((ValueError, IndexError, TypeError), match=fn):
+            call()
+        assert np.array_equal(np.asarray(x), a) and np.array_equal(np.asarray(y), np.ones((2, 2)))
+
+
+def test_scatter_gather_bad_input():
+    x = _T(np.zeros((3, 4)))
+    idx = pynn.LongTensor([[1, 2], [3, 4], [2, 2]])
+    with pytest.raises(ValueError, match='scatter'):
+        x.scatter(2, idx, _T(np.ones((2, 2))))
+    with pytest.raises(IndexError, match='scatter'):
+        x.scatter(2, pynn.LongTensor([[5], [1], [1]]), 1.0)
+    assert not np.asarray(x).any()
+    x.scatter(2, idx, 2.5)
+    assert np.asarray(x).sum() == 2.5 * 5
