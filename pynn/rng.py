@@ -207,11 +207,25 @@ def draw_bernoulli(n, p=0.5):
     return (_GEN.uniform01(n) <= p).astype(np.float64)
 
 
-def _fill(t, vals, name):
+_CHUNK = 1 << 16   # values drawn at a time: no full-size temporaries for large fills
+
+
+def _fill(t, draw, name):
+    """Fill t in its logical (row-major) order, as TH_TENSOR_APPLY does, with draw(start, k)
+    (k values for elements start..start+k-1), a chunk at a time."""
     if t.is_meta() or t.nElement() == 0:
         return t
     a = t.numpy()
-    a[...] = _to_module(vals.reshape(t.size()).astype(t.dtype), backend.array_module(a))
+    xp = backend.array_module(a)
+    n = t.nElement()
+    flat = a.reshape(-1) if a.flags.c_contiguous else None
+    if flat is None:   # a strided view: its values in logical order, written back at once
+        a[...] = _to_module(draw(0, n).reshape(t.size()).astype(t.dtype), xp)
+        return t
+    step = max(256, min(_CHUNK, n // 32))   # temporaries a small fraction of the tensor
+    for start in range(0, n, step):
+        k = min(step, n - start)
+        flat[start:start + k] = _to_module(draw(start, k).astype(t.dtype), xp)
     return t
 
 
@@ -221,27 +235,27 @@ def _count(t):
 
 # --- tensor fills (methods) --------------------------------------------------------
 def uniform(self, a=0.0, b=1.0):
-    return _fill(self, draw_uniform(_count(self), a, b), 'uniform')
+    return _fill(self, lambda start, k: draw_uniform(k, a, b), 'uniform')
 
 
 def normal(self, mean=0.0, std=1.0):
-    return _fill(self, draw_normal(_count(self), mean, std), 'normal')
+    return _fill(self, lambda start, k: draw_normal(k, mean, std), 'normal')
 
 
 def exponential(self, lambd=1.0):
-    return _fill(self, draw_exponential(_count(self), lambd), 'exponential')
+    return _fill(self, lambda start, k: draw_exponential(k, lambd), 'exponential')
 
 
 def cauchy(self, median=0.0, sigma=1.0):
-    return _fill(self, draw_cauchy(_count(self), median, sigma), 'cauchy')
+    return _fill(self, lambda start, k: draw_cauchy(k, median, sigma), 'cauchy')
 
 
 def logNormal(self, mean=1.0, std=2.0):
-    return _fill(self, draw_logNormal(_count(self), mean, std), 'logNormal')
+    return _fill(self, lambda start, k: draw_logNormal(k, mean, std), 'logNormal')
 
 
 def geometric(self, p):
-    return _fill(self, draw_geometric(_count(self), p), 'geometric')
+    return _fill(self, lambda start, k: draw_geometric(k, p), 'geometric')
 
 
 def bernoulli(self, p=0.5):
@@ -251,8 +265,11 @@ def bernoulli(self, p=0.5):
             raise ValueError("bernoulli: probability tensor has %d elements, tensor %d"
                              % (p.nElement(), self.nElement()))
         pa = p.numpy()
-        p = (pa if isinstance(pa, np.ndarray) else pa.get()).reshape(-1).astype(np.float64)
-    return _fill(self, draw_bernoulli(_count(self), p), 'bernoulli')
+        p = (pa if isinstance(pa, np.ndarray) else pa.get()).reshape(-1)
+        return _fill(self, lambda start, k: draw_bernoulli(k, p[start:start + k].astype(np.float64)),
+                     'bernoulli')
+    draw_bernoulli(0, p)   # check p before drawing
+    return _fill(self, lambda start, k: draw_bernoulli(k, p), 'bernoulli')
 
 
 def random_(self, a=None, b=None):
@@ -271,7 +288,7 @@ def random_(self, a=None, b=None):
         if not b >= a:
             raise ValueError("random: upper bound %r must be larger than lower bound %r" % (b, a))
         vals = (w % np.uint64(int(b) + 1 - int(a))).astype(np.int64) + int(a)
-    return _fill(self, vals, 'random')
+    return _fill(self, lambda start, k: vals[start:start + k], 'random')
 
 
 # --- torch.* functions ---------------------------------------------------------------
@@ -351,7 +368,8 @@ def randperm(*args):
         perm[i], perm[j] = perm[j], perm[i]
     r = r if r is not None else Tensor()
     r.resize(n)
-    return _fill(r, perm + 1, 'randperm')
+    vals = perm + 1
+    return _fill(r, lambda start, k: vals[start:start + k], 'randperm')
 
 
 def multinomial(*args):
@@ -393,4 +411,5 @@ def multinomial(*args):
             cum /= (1.0 - diff)
     r = r if r is not None else Tensor(kind='Long')
     r.resize(*((n,) if p.ndim == 1 else out.shape))
-    return _fill(r, out.reshape(-1) + 1, 'multinomial')
+    vals = out.reshape(-1) + 1
+    return _fill(r, lambda start, k: vals[start:start + k], 'multinomial')

@@ -594,10 +594,10 @@ def test_weightnorm_vs_torch(b, n_in, n_out, bias):
     pynn.manualSeed(5)
     lin = nn.Linear(n_in, n_out, bias)
     m = nn.WeightNorm(lin)
-    assert m.weight is lin.weight and m.v.size() == (n_out, n_in) and m.g.size() == (n_out,)
+    assert m.weight is lin.weight and m.v.size() == (n_out, n_in) and m.g.size() == (n_out, 1)   # Lua's g:norm(v, 2, 2)
     xa, ga = randn(b, n_in), randn(b, n_out)
     vt = torch.from_numpy(m.v.numpy().copy()).requires_grad_()
-    gt = torch.from_numpy(m.g.numpy().copy()).requires_grad_()
+    gt = torch.from_numpy(m.g.numpy().reshape(-1).copy()).requires_grad_()
     bt = torch.from_numpy(lin.bias.numpy().copy()).requires_grad_() if bias else None
     xt = torch.from_numpy(xa).requires_grad_()
     norm = (vt.pow(2).sum(1, keepdim=True) + 10e-5).sqrt()     # Lua's 10e-5 inside the norm
@@ -619,7 +619,7 @@ def test_weightnorm_outputdim_2_and_load_recomputes_weight():
     m = nn.WeightNorm(inner, 2)
     assert m.v.size() == (3, 4) and m.viewOut.tolist() == [3, 4]
     y = m.forward(P(randn(2, 3)))
-    v, g = m.v.numpy(), m.g.numpy()
+    v, g = m.v.numpy(), m.g.numpy().reshape(-1)
     w = (g[:, None] * v / np.sqrt((v * v).sum(1, keepdims=True) + 1e-4)).T
     close(inner.weight, w)
     assert y.size() == (2, 4)

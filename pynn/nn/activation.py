@@ -512,13 +512,9 @@ class AddConstant(Module):
 
 # --- Dropout -------------------------------------------------------------------------------------
 def _bernoulli(t, p):
-    """t[i] = 1 with probability p else 0, drawn from pynn's generator, without temporaries."""
+    """t[i] = 1 with probability p else 0, from Torch's random stream (as Lua's
+    noise:bernoulli(1 - p)), so that a ported script draws Lua's masks."""
     if t.is_meta() or t.nElement() == 0:
-        return t
-    a = t.numpy()
-    if xpof(a) is np and a.dtype in (np.float32, np.float64) and a.flags.c_contiguous:
-        generator().random(out=a.reshape(-1), dtype=a.dtype)
-        np.less(a, p, out=a, casting='unsafe')
         return t
     return t.bernoulli(p)
 

@@ -279,9 +279,10 @@ class WeightNorm(Decorator):
 
     def resetInit(self, inputSize=None, outputSize=None):
         self.v.normal(0, math.sqrt(2 / _sizes(self.viewIn)[1]))
+        self.g.resize(self.v.size(1), 1)   # Lua's g:norm(v, 2, 2) keeps the reduced dim
         if not self.g.is_meta():
             v = self.v.numpy()
-            self.g.numpy()[...] = xpof(v).sqrt((v * v).sum(axis=1))
+            self.g.numpy()[...] = xpof(v).sqrt((v * v).sum(axis=1, keepdims=True))
         if self.__dict__.get('bias') is not None:
             self.bias.zero()
 
