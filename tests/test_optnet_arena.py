@@ -438,6 +438,7 @@ CASES = {
     'nn.CAddTable': lambda: [(nn.CAddTable(), [_t(3, 4), _t(3, 4)]), (nn.CAddTable(True), [_t(3, 4), _t(3, 4)])],
     'nn.CMulTable': lambda: [(nn.CMulTable(), [_t(3, 4), _t(3, 4), _t(3, 4)])],
     'nn.CSubTable': lambda: [(nn.CSubTable(), [_t(3, 4), _t(3, 4)])],
+    'nn.WhiteNoise': lambda: [(nn.WhiteNoise(0, 0.1), _t(3, 4))],   # no Lua fixture with a backward
 }
 
 

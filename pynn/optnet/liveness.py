@@ -164,8 +164,7 @@ NEEDS.update({
                      else frozenset((IN,)), NONE),
     'nn.Kmeans': (NONE, {IN}),                 # and its own `_minIndx`, weight
     'nn.SpatialDropout': ({GO}, NONE),         # its own `noise`
-    # nn.WhiteNoise (backward: a copy of gradOutput) stays on the conservative default: it has no
-    # Lua fixture with a backward, so the declaration test cannot check a declaration yet.
+    'nn.WhiteNoise': ({GO}, NONE),             # training: gradInput = gradOutput
 })
 
 
