@@ -614,6 +614,13 @@ def _string(b):
         return b
 
 
+_PENDING = object()   # _Parser._quick: the object needs the general reader
+
+
+def _no_quick():
+    return _PENDING
+
+
 class _Parser:
     def __init__(self, reader, allow_functions):
         self.r = reader
@@ -640,6 +647,34 @@ class _Parser:
                 raise T7FormatError('objects nested more than %d deep' % MAX_DEPTH, self.r.pos)
             stack.append(self._object())
             value = None
+
+    def _quick(self):
+        """The next object when it needs no child object (nil, a number, a boolean, a string,
+        a reference to an object already read), read in place; else _PENDING (read it as a
+        child). Most entries of a table are such objects: this spares them a generator."""
+        r = self.r
+        pos = r.pos
+        if r.end - pos < 8:
+            return _PENDING
+        tag = _I32.unpack_from(r.data, pos)[0]
+        if tag == TYPE_NUMBER:
+            r.pos = pos + 4
+            return _number(r.double('number'))
+        if tag == TYPE_STRING:
+            r.pos = pos + 4
+            return _string(self._string_field('string'))
+        if tag == TYPE_NIL:
+            r.pos = pos + 4
+            return None
+        if tag == TYPE_BOOLEAN:
+            r.pos = pos + 4
+            return r.int('boolean') == 1
+        if tag in (TYPE_TABLE, TYPE_TORCH, TYPE_RECUR_FUNCTION, LEGACY_TYPE_RECUR_FUNCTION):
+            index = _I32.unpack_from(r.data, pos + 4)[0]
+            if 1 <= index <= len(self.objects):
+                r.pos = pos + 8
+                return self.objects[index - 1]
+        return _PENDING
 
     def _string_field(self, what):
         n = self.r.int(what + ' length')
@@ -683,10 +718,15 @@ class _Parser:
             if n < 0:
                 raise T7FormatError('negative table size %d' % n, r.pos - 4)
             r.need(2 * n * r.min_object, 'a table of %d entries' % n)
+            quick = self._quick if isinstance(r, _BinaryReader) else _no_quick
             for _ in range(n):
                 kpos = r.pos
-                k = yield
-                v = yield
+                k = quick()
+                if k is _PENDING:
+                    k = yield
+                v = quick()
+                if v is _PENDING:
+                    v = yield
                 if k is None:
                     raise T7FormatError('table key is nil', kpos)
                 if isinstance(k, float) and k != k:
