@@ -2,8 +2,8 @@
 returned f values, extra returns, evaluation points and the final state, 1e-10 relative), plus
 resuming, Logger's text format and ConfusionMatrix's counts and printing.
 
-The random algorithms (cmaes, de) need Torch's exact Mersenne Twister stream, which pynn does
-not have yet on this branch: their fixture cases are xfail(strict=False) until it does.
+The random algorithms (cmaes, de) replay Lua's draws exactly through pynn's Mersenne Twister
+(cmaes from the global stream seeded with the run's `seed`, de from its own generator seeded 1).
 """
 import os
 from fractions import Fraction
@@ -228,7 +228,18 @@ def test_lua_run(algo, index):
     for i in range(run['steps']):
         before = len(log)
         res = fn(feval, x, config) if algo == 'cmaes' else fn(feval, x, config, state)
-        x, fs = res[0], res[1]
+        if algo in RANDOM:
+            # Lua's recorded runs keep x: every call starts from x0 (cmaes evaluates x0 first
+            # at each call) and xs[i] is x0; the returned best point is checked by its f value
+            best, fs = res[0], res[1]
+            assert best is not x
+            if algo == 'cmaes':
+                assert feval(best)[0] == fs[-1], 'cmaes: f(best) %r, f_hist[#f_hist] %r' % (feval(best)[0], fs[-1])
+            else:   # de's best is a member or a child it evaluated: its f is one of fx's
+                assert feval(best)[0] in arr(fs).tolist(), 'de: f(best) %r not among fx' % feval(best)[0]
+            del log[-1]
+        else:
+            x, fs = res[0], res[1]
         xs.append(x.clone())
         fss.append(fs.clone() if isinstance(fs, pynn.Tensor) else list(fs))
         if len(res) > 2:
@@ -334,8 +345,8 @@ def test_logger_plot_png(tmp_path):
 
 @pytest.mark.parametrize('algo', ['cmaes', 'de'])
 def test_random_algorithms_run_and_improve(algo):
-    """Until pynn's stream is Torch's, cmaes and de are checked for Lua's protocol: they return
-    a new x (not the input) and f values, and the best f found is below f(x0)."""
+    """cmaes and de follow Lua's protocol on a fresh seed: they return a new x (not the input,
+    which they leave unchanged) and f values, and the best f found is below f(x0)."""
     pynn.manualSeed(3)
     run = {'problem': 'rosenbrock'}
     feval = problem(run)
@@ -343,8 +354,8 @@ def test_random_algorithms_run_and_improve(algo):
     f0 = feval(x)[0]
     if algo == 'cmaes':
         cfg = {'sigma': 0.5, 'maxEval': 60, 'popsize': 6, 'verb_disp': 0}
-        best, fs = optim.cmaes(feval, x, cfg)
-        assert fs[0] == f0 and fs[-1] < f0 and len(fs) == 2 + 60 // 6
+        best, fs, evals = optim.cmaes(feval, x, cfg)
+        assert evals == 60 and fs[0] == f0 and fs[-1] < f0 and len(fs) == 2 + 60 // 6
     else:
         cfg = {'scaleFactor': 0.5, 'crossoverRate': 0.9, 'maxFEs': 80, 'maxRegion': 2, 'minRegion': -2, 'popsize': 8}
         best, fs = optim.de(feval, x, cfg, {})

@@ -1,7 +1,7 @@
 """optim.cmaes: Covariance Matrix Adaptation Evolution Strategy (Hansen's barecmaes2), as
 Lua's optim/cmaes.lua. Called as Lua does, `optim.cmaes(feval, x, config)` (its state lives in
 config). Draws its normal samples through the tensor `normal` method (Torch's stream once pynn's
-generator is Torch's Mersenne Twister). Returns bestx, f_hist (Lua's documented values)."""
+generator is Torch's Mersenne Twister). Returns bestx, f_hist, counteval, as Lua."""
 import math
 
 import numpy as np
@@ -53,7 +53,9 @@ def cmaes(opfunc, x, config=None, state=None):
         if st['counteval'] - st['eigeneval'] > lam / (c1 + cmu) / N / 10:
             st['eigeneval'] = st['counteval']
             C = np.triu(st['C']) + np.triu(st['C'], 1).T
-            Dv, Bm = np.linalg.eigh(C)
+            # torch.symeig(C, 'V') reads the upper triangle (uplo 'U'): the eigenvectors' signs,
+            # and so the candidates B * z, follow LAPACK's upper-triangle reduction
+            Dv, Bm = np.linalg.eigh(C, UPLO='U')
             Dv = np.sqrt(Dv)
             st['C'], st['D'], st['B'] = C, Dv, Bm
             st['invsqrtC'] = Bm @ np.diag(Dv ** -1) @ Bm.T
@@ -123,4 +125,4 @@ def cmaes(opfunc, x, config=None, state=None):
     f_hist.append(best['f'])
     bestx = x.new().resizeAs(x)
     A(bestx)[...] = best['x'].reshape(A(x).shape)
-    return bestx, f_hist
+    return bestx, f_hist, st['counteval']
