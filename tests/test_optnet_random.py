@@ -26,9 +26,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import pynn
-from pynn import optnet
-from pynn.optnet.trace import recursive_clone, tensors_of
+if __name__ == '__main__':  # run as a script: this checkout's pynn, not an installed one
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pynn  # noqa: E402
+from pynn import optnet  # noqa: E402
+from pynn.optnet.trace import recursive_clone, tensors_of  # noqa: E402
 
 REF = Path(__file__).resolve().parents[1] / '..' / 'shared' / 'reference' / 'lua-optnet-random'
 FIELDS = ('outputs', 'gradInputs', 'buffers', 'params', 'total_size')
@@ -187,7 +189,12 @@ def main():
     for seed in seeds:
         lua_vals = _lua_vals(seed)
         for cfg in CONFIGS:
-            kind, got, want, equal = evaluate(seed, cfg, lua_vals)
+            try:
+                kind, got, want, equal = evaluate(seed, cfg, lua_vals)
+            except Exception as e:  # noqa: BLE001 (a diagnosis run goes on)
+                print('%3s %-15s ERROR %s' % (seed, cfg, e), flush=True)
+                summary[cfg]['pynn_bad'] += 1
+                continue
             s = summary[cfg]
             ip = 'ip=' if got['inplace'] == want['inplace'] else 'ip!'
             if got['diff'] > TOL:

@@ -90,3 +90,168 @@ def schedule_violations(net, input, mode='inference'):
             stamp(g)
             net.backward(input, g)
     return bad
+
+
+# --- conflicts with their writers: what optimizeMemory's repair acts on -----------------------------
+class Conflict:
+    """A stale read: `reader` (a module) read `tensor` in `method` (`what`: input, gradOutput,
+    output, branch output), and its value was no longer the one its producer wrote, because
+    `writer` (a module, or None if unknown) last wrote `written` into the same storage."""
+    __slots__ = ('reader', 'method', 'what', 'tensor', 'writer', 'written')
+
+    def __init__(self, reader, method, what, tensor, writer, written):
+        self.reader, self.method, self.what = reader, method, what
+        self.tensor, self.writer, self.written = tensor, writer, written
+
+    def key(self, index):
+        return (index.get(id(self.reader)), self.method, self.what, index.get(id(self.writer)))
+
+
+def _restores_input(m):
+    """In-place modules whose updateGradInput writes their input back (AddConstant: x - c,
+    MulConstant: x / c)."""
+    return m.__dict__.get('inplace') and m.__typename__ in ('nn.AddConstant', 'nn.MulConstant')
+
+
+def _own(m, field):
+    """The tensors of m.<field> that m writes itself: for a container, those that are not a
+    child's output or gradInput handed on (a ConcatTable's output list, a Sequential's ends)."""
+    ts = list(tensors_of(m.__dict__.get(field)))
+    mods = m.__dict__.get('modules')
+    if mods is None:
+        return ts
+    child = set()
+    for c in mods:
+        for f in ('output', 'gradInput'):
+            child.update(id(t) for t in tensors_of(c.__dict__.get(f)))
+    return [t for t in ts if id(t) not in child]
+
+
+def find_conflicts(net, input, mode='inference', values=False):
+    """Run forward (and backward in training, gradOutput a copy of the output) and return the
+    stale reads as Conflicts, each with the module that last wrote the storage.
+
+    A read is compared with a copy of the value its producer wrote (its stamp), within a few
+    rounding errors (an in-place AddConstant gives its input back as (x + c) - c); a module
+    switched to in-place overwrites its input, so a later read of that input is stale unless
+    the write changed nothing (an in-place Dropout in evaluate mode) or was undone in time
+    (an in-place AddConstant/MulConstant restores its input in its own updateGradInput,
+    before any earlier module's backward reads it).
+
+    With values=True, returns (conflicts, values): copies of the output, and in training of
+    the gradInput and of what the backward added to each parameter gradient."""
+    stamps, last, keep, bad = {}, {}, [], []
+
+    def stamp(x):
+        for t in tensors_of(x):
+            s = _snap(t)
+            if s is not None:
+                stamps[id(t)] = s
+                keep.append(t)
+
+    def wrote(m, ts):
+        for t in ts:
+            if t.storage() is not None:
+                last[id(t.storage())] = (m, t)
+                keep.append(t)
+
+    def check(m, name, what, x):
+        for t in tensors_of(x):
+            s = stamps.get(id(t))
+            if s is None or t.is_meta():
+                continue
+            st, off, size, stride, data = s
+            if t.storage() is not st or t._offset != off or t.size() != size:
+                continue
+            a = t.numpy()
+            a = a.get() if hasattr(a, 'get') else a
+            if a.dtype.kind == 'f' and data.size:
+                scale = max(1.0, float(np.nanmax(np.abs(data))) if not np.isnan(data).all() else 1.0)
+                ok = bool(np.all((np.abs(a - data) <= 256 * np.finfo(a.dtype).eps * scale)
+                                 | (np.isnan(a) & np.isnan(data))))
+            else:
+                ok = np.array_equal(a, data)
+            if not ok:
+                w = last.get(id(t.storage()), (None, None))
+                bad.append(Conflict(m, name, what, t, w[0], w[1]))
+
+    leaf = lambda m: m.__dict__.get('modules') is None  # noqa: E731
+
+    class Tracer:
+        def enter(self, m, name, args):
+            if not leaf(m):
+                return
+            if name == 'updateOutput':
+                check(m, name, 'input', args[0])
+                return
+            need = backward_reads(m, name)
+            if GRAD_OUTPUT in need:
+                check(m, name, 'gradOutput', args[1])
+            if INPUT in need and not m.__dict__.get('inplace'):  # in place: its own output
+                check(m, name, 'input', args[0])
+            if OUTPUT in need:
+                check(m, name, 'output', m.output)
+
+        def exit(self, m, name, args):
+            if name == 'updateOutput':
+                if m.__typename__ in CONCAT_LIKE:
+                    for b in m.modules:
+                        sub = b.__dict__.get('modules')
+                        check(m, name, 'branch output', (sub[-1] if sub else b).output)
+                own = _own(m, 'output')
+                wrote(m, own)
+                stamp(own)
+            elif name in ('updateGradInput', 'backward'):
+                own = _own(m, 'gradInput')
+                wrote(m, own)
+                stamp(own)
+                if leaf(m) and _restores_input(m):
+                    wrote(m, list(tensors_of(args[0])))
+
+    stamp(input)
+    grads = []
+    if values and mode == 'training':
+        p = net.parameters()
+        grads = [(g, _copy(g)) for g in (p[1] if p else [])]
+    vals = []
+    with tracing(Tracer()):
+        out = net.forward(input)
+        if values:
+            vals += [_copy(t) for t in tensors_of(out)]
+        if mode == 'training':
+            g = recursive_clone(out)
+            stamp(g)
+            gin = net.backward(input, g)
+            if values:
+                vals += [_copy(t) for t in tensors_of(gin)]
+                vals += [_copy(t) - g0 for t, g0 in grads]
+    return (bad, vals) if values else bad
+
+
+def _copy(t):
+    a = t.numpy()
+    return np.array(a.get() if hasattr(a, 'get') else a, copy=True)
+
+
+def same_values(a, b):
+    """Whether two lists of arrays agree within a few rounding errors of their magnitude
+    (an in-place AddConstant's (x + c) - c is not always x)."""
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if x.shape != y.shape:
+            return False
+        if not x.size:
+            continue
+        if x.dtype.kind != 'f':
+            if not np.array_equal(x, y):
+                return False
+            continue
+        fin = np.isfinite(y)
+        scale = max(1.0, float(np.abs(y[fin]).max()) if fin.any() else 1.0)
+        if not np.array_equal(np.isnan(x), np.isnan(y)):
+            return False
+        m = ~np.isnan(y)
+        if not np.all(np.abs(x[m] - y[m]) <= 1e3 * np.finfo(x.dtype).eps * scale):
+            return False
+    return True
