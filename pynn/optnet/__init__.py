@@ -176,7 +176,7 @@ def _repair(net, input, mode, baseline, switched, index, ref, rewind, rounds=500
     moved = set()
     for _ in range(rounds):
         rewind()
-        found, vals = find_conflicts(net, input, mode, values=True)
+        found, vals = find_conflicts(net, input, mode, values=True, accumulate=False)
         if same_values(vals, ref):
             return switched
         bad = [c for c in found if c.key(index) not in baseline]
