@@ -106,37 +106,66 @@ def _optimize_optnet(net, input, o):
     what the replay proves wrong (see _repair). Returns the modules left switched."""
     mode = o['mode']
     index = {id(m): i for i, m in enumerate(net.listModules())}
-    ins = list(tensors_of(input))
-    saved = [t.clone() for t in ins]
     rng = copy.deepcopy(generator().bit_generator.state)
-    # the original's first forward/backward, replayed: the values every later run must give,
-    # and the network's own stale reads (user in-place modules), which are not the plan's doing
-    first, ref = find_conflicts(net, input, mode, values=True)
-    baseline = {c.key(index) for c in first}
+    # the original's first forward/backward, replayed on the input and on a second input:
+    # the values every later run must give, and the network's own stale reads (user in-place
+    # modules), which are not the plan's doing. The second input runs first: the analysis
+    # reads the outputs the last run left, as the original's reads those of its first run.
+    probes, baseline = [_Probe(input, rng), _Probe(_second_input(input), rng)], set()
+    for p in reversed(probes):
+        p.rewind()
+        first, p.ref = find_conflicts(net, p.input, mode, values=True, accumulate=p is probes[0])
+        baseline |= {c.key(index) for c in first}
     switched = _apply.set_inplace(net, o['inplace'])
     _apply.reuse_state_buffers(net, o['reuseBuffers'], mode)
     _apply.remove_grad_params(net, o['removeGradParams'], mode)
-    for t, v in zip(ins, saved):
-        t.copy(v)
+    probes[0].rewind()
     rows = optnet_analysis(net, input, mode)
     _apply.apply_groups(assign_optnet(rows))
     del rows
     after = copy.deepcopy(generator().bit_generator.state)
     try:
-        return _repair(net, input, mode, baseline, switched, index, ref,
-                       lambda: _rewind(ins, saved, rng))
+        return _repair(net, mode, baseline, switched, index, probes)
     finally:
-        for t, v in zip(ins, saved):
-            t.copy(v)
+        probes[0].rewind()
         generator().bit_generator.state = after
 
 
-def _rewind(ins, saved, rng):
-    """The input and the random stream as they were for the first run (the same Dropout noise;
-    an in-place first module scales the tensor it is given)."""
-    for t, v in zip(ins, saved):
-        t.copy(v)
-    generator().bit_generator.state = copy.deepcopy(rng)
+class _Probe:
+    """An input the replay runs on, its values to restore before each run (an in-place first
+    module scales the tensor it is given), the random stream to restart from (the same Dropout
+    noise), and `ref`, what the unoptimized network computed from it."""
+
+    def __init__(self, x, rng):
+        self.input, self.rng, self.ref = x, rng, None
+        self.ins = list(tensors_of(x))
+        self.saved = [t.clone() for t in self.ins]
+
+    def rewind(self):
+        for t, v in zip(self.ins, self.saved):
+            t.copy(v)
+        generator().bit_generator.state = copy.deepcopy(self.rng)
+
+
+def _second_input(input):
+    """A second input of the same sizes: the floating-point tensors of `input` plus noise of
+    their spread (from a fixed seed of its own: pynn's random stream is not touched), so that
+    a plan whose stale reads happen to be harmless for one input's values is still caught."""
+    import numpy as np
+    from ..backend import array_module
+    rs = np.random.default_rng(20161)
+    out = recursive_clone(input)
+    for t in tensors_of(out):
+        if t.is_meta() or t.nElement() == 0:
+            continue
+        a = t.numpy()
+        host = a.get() if hasattr(a, 'get') else a
+        if host.dtype.kind != 'f':
+            continue
+        spread = float(host.std()) or 1.0
+        noise = rs.standard_normal(host.shape).astype(host.dtype) * host.dtype.type(spread)
+        a += array_module(a).asarray(noise)
+    return out
 
 
 def _fresh(t):
@@ -162,10 +191,11 @@ def _inplace_culprit(c, switched, index):
     return max(pick, key=lambda m: index.get(id(m), -1)) if pick else None
 
 
-def _repair(net, input, mode, baseline, switched, index, ref, rewind, rounds=500):
-    """Replay the optimized network (check.find_conflicts) until it computes the values of
-    the unoptimized one; while it does not, mend the first stale read the replay finds. The
-    original's plan is kept wherever its values are right.
+def _repair(net, mode, baseline, switched, index, probes, rounds=500):
+    """Replay the optimized network (check.find_conflicts) on each probe input until it
+    computes the values of the unoptimized one; while it does not, mend the first stale read
+    the replay finds. The original's plan is kept wherever its values are right. On the meta
+    device (no values), every stale read the plan adds is mended.
 
     A stale read is mended where its writer is: a module optnet switched to in-place that
     overwrote its input while that value was still to be read goes back to out-of-place (with
@@ -173,13 +203,19 @@ def _repair(net, input, mode, baseline, switched, index, ref, rewind, rounds=500
     not stick (an in-place writer takes its input's storage again), the value it overwrote
     moves instead. Returns the modules left switched to in-place."""
     switched = list(switched)
-    moved = set()
+    moved = {id(t) for p in probes for t in p.ins}   # inputs are never moved
+    meta = any(t.is_meta() for t in tensors_of(probes[0].input))
     for _ in range(rounds):
-        rewind()
-        found, vals = find_conflicts(net, input, mode, values=True, accumulate=False)
-        if same_values(vals, ref):
+        bad = None
+        for p in (probes[:1] if meta else probes):
+            p.rewind()
+            found, vals = find_conflicts(net, p.input, mode, values=True, accumulate=False)
+            found = [c for c in found if c.key(index) not in baseline]
+            if meta and found or not meta and not same_values(vals, p.ref):
+                bad = found
+                break
+        if bad is None:
             return switched
-        bad = [c for c in found if c.key(index) not in baseline]
         if not bad:
             break
         c = bad[0]

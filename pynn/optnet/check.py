@@ -113,6 +113,25 @@ def _restores_input(m):
     return m.__dict__.get('inplace') and m.__typename__ in ('nn.AddConstant', 'nn.MulConstant')
 
 
+def _no_op(m):
+    """A forward that leaves its input's values as they are: a Dropout in evaluate mode
+    (v2, or p = 0), whose in-place output is its input."""
+    if m.__typename__ != 'nn.Dropout':
+        return False
+    p = m.__dict__.get('p') or 0
+    noisy = m.__dict__.get('train') or m.__dict__.get('stochastic_inference')
+    return p == 0 or (not noisy and m.__dict__.get('v2') is not False)
+
+
+def _written(m, ts, src):
+    """The tensors of ts that m wrote: not those that are views of its source (a View, a
+    Narrow, an Identity hand their input on), unless m computes in place."""
+    if m.__dict__.get('inplace'):
+        return ts
+    srcs = {id(t.storage()) for t in tensors_of(src) if t.storage() is not None}
+    return [t for t in ts if t.storage() is None or id(t.storage()) not in srcs]
+
+
 def _own(m, field):
     """The tensors of m.<field> that m writes itself: for a container, those that are not a
     child's output or gradInput handed on (a ConcatTable's output list, a Sequential's ends)."""
@@ -142,9 +161,16 @@ def find_conflicts(net, input, mode='inference', values=False, accumulate=True):
     the gradInput and of what the backward added to each parameter gradient (kept added with
     accumulate, as a backward does; taken back without)."""
     stamps, last, keep, bad = {}, {}, [], []
+    meta = any(t.is_meta() for t in tensors_of(input))
+    version = {}   # meta: id(storage) -> number of its last write (values are unknown)
 
     def stamp(x):
         for t in tensors_of(x):
+            if meta:
+                if t.storage() is not None:
+                    stamps[id(t)] = version.get(id(t.storage()))
+                    keep.append(t)
+                continue
             s = _snap(t)
             if s is not None:
                 stamps[id(t)] = s
@@ -154,11 +180,18 @@ def find_conflicts(net, input, mode='inference', values=False, accumulate=True):
         for t in ts:
             if t.storage() is not None:
                 last[id(t.storage())] = (m, t)
+                version[id(t.storage())] = len(version) + len(keep) + 1
                 keep.append(t)
 
     def check(m, name, what, x):
         for t in tensors_of(x):
             s = stamps.get(id(t))
+            if meta:
+                if id(t) in stamps and t.storage() is not None and \
+                        version.get(id(t.storage())) != s:
+                    w = last.get(id(t.storage()), (None, None))
+                    bad.append(Conflict(m, name, what, t, w[0], w[1]))
+                continue
             if s is None or t.is_meta():
                 continue
             st, off, size, stride, data = s
@@ -179,6 +212,10 @@ def find_conflicts(net, input, mode='inference', values=False, accumulate=True):
         # exact, so that the replay's values compare bit for bit where the plan is right
         for t in tensors_of(x):
             s = stamps.get(id(t))
+            if meta:
+                if id(t) in stamps and t.storage() is not None:
+                    version[id(t.storage())] = s
+                continue
             if s is None or t.is_meta() or t.storage() is not s[0] or t._offset != s[1] \
                     or t.size() != s[2]:
                 continue
@@ -212,11 +249,12 @@ def find_conflicts(net, input, mode='inference', values=False, accumulate=True):
                         sub = b.__dict__.get('modules')
                         check(m, name, 'branch output', (sub[-1] if sub else b).output)
                 own = _own(m, 'output')
-                wrote(m, own)
+                if not (meta and _no_op(m)):
+                    wrote(m, _written(m, own, args[0]))
                 stamp(own)
             elif name in ('updateGradInput', 'backward'):
                 own = _own(m, 'gradInput')
-                wrote(m, own)
+                wrote(m, _written(m, own, args[1]))
                 stamp(own)
                 if leaf(m) and _restores_input(m):
                     wrote(m, list(tensors_of(args[0])))
@@ -224,7 +262,7 @@ def find_conflicts(net, input, mode='inference', values=False, accumulate=True):
 
     stamp(input)
     grads, stores = [], {}
-    if values and mode == 'training':
+    if values and not meta and mode == 'training':
         # the gradients this backward adds, exactly: start the parameter gradients at zero,
         # then add back what they held (accumulate) or put it back (not)
         p = net.parameters()
@@ -235,15 +273,16 @@ def find_conflicts(net, input, mode='inference', values=False, accumulate=True):
                 stores[id(st)] = (st, st.data.copy())
                 st.data.fill(0)
     vals = []
+    collect = values and not meta
     with tracing(Tracer()):
         out = net.forward(input)
-        if values:
+        if collect:
             vals += [_copy(t) for t in tensors_of(out)]
         if mode == 'training':
             g = recursive_clone(out)
             stamp(g)
             gin = net.backward(input, g)
-            if values:
+            if collect:
                 vals += [_copy(t) for t in tensors_of(gin)]
                 vals += [_copy(t) for t in grads]
     for st, held in stores.values():
