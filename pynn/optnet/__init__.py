@@ -111,7 +111,8 @@ def _optimize_optnet(net, input, o):
     # the values every later run must give, and the network's own stale reads (user in-place
     # modules), which are not the plan's doing. The second input runs first: the analysis
     # reads the outputs the last run left, as the original's reads those of its first run.
-    probes, baseline = [_Probe(input, rng), _Probe(_second_input(input), rng)], set()
+    probes = [_Probe(input, rng)] + [_Probe(x, rng) for x in _other_inputs(input)]
+    baseline = set()
     for p in reversed(probes):
         p.rewind()
         first, p.ref = find_conflicts(net, p.input, mode, values=True, accumulate=p is probes[0])
@@ -147,25 +148,30 @@ class _Probe:
         generator().bit_generator.state = copy.deepcopy(self.rng)
 
 
-def _second_input(input):
-    """A second input of the same sizes: the floating-point tensors of `input` plus noise of
-    their spread (from a fixed seed of its own: pynn's random stream is not touched), so that
-    a plan whose stale reads happen to be harmless for one input's values is still caught."""
+def _other_inputs(input):
+    """Two more inputs of the same sizes, from a fixed seed of their own (pynn's random stream
+    is not touched): the floating-point tensors of `input` plus noise of their spread, and
+    standard normal values scaled to their largest magnitude (both signs). A stale read whose
+    harm the values of one input happen to hide shows on them."""
     import numpy as np
     from ..backend import array_module
     rs = np.random.default_rng(20161)
-    out = recursive_clone(input)
-    for t in tensors_of(out):
-        if t.is_meta() or t.nElement() == 0:
-            continue
-        a = t.numpy()
-        host = a.get() if hasattr(a, 'get') else a
-        if host.dtype.kind != 'f':
-            continue
-        spread = float(host.std()) or 1.0
-        noise = rs.standard_normal(host.shape).astype(host.dtype) * host.dtype.type(spread)
-        a += array_module(a).asarray(noise)
-    return out
+    outs = [recursive_clone(input), recursive_clone(input)]
+    for k, out in enumerate(outs):
+        for t in tensors_of(out):
+            if t.is_meta() or t.nElement() == 0:
+                continue
+            a = t.numpy()
+            host = a.get() if hasattr(a, 'get') else a
+            if host.dtype.kind != 'f':
+                continue
+            noise = rs.standard_normal(host.shape)
+            if k == 0:
+                new = host + noise * (float(host.std()) or 1.0)
+            else:
+                new = noise * max(1.0, float(np.abs(host).max()))
+            a[...] = array_module(a).asarray(new.astype(host.dtype))
+    return outs
 
 
 def _fresh(t):
@@ -220,6 +226,8 @@ def _repair(net, mode, baseline, switched, index, probes, rounds=500):
             break
         c = bad[0]
         culprit = _inplace_culprit(c, switched, index)
+        if __import__('os').environ.get('OPTNET_DEBUG'):
+            print('FIX reader', index.get(id(c.reader)), c.reader, c.method, c.what, 'writer', index.get(id(c.writer)), c.writer, 'culprit', culprit and index.get(id(culprit)), culprit)
         if culprit is not None:
             culprit.inplace = False
             _fresh(culprit.__dict__.get('output'))
