@@ -223,14 +223,51 @@ def test_graphgen_colours_shared_storages_and_renders(tmp_path):
     g = optnet.graphgen(net, inp, {'nodeData': lambda label, t: label + '\nSize: %d' % t.nElement(),
                                   'displayProps': {'shape': 'ellipse'}, 'addOutputNode': True})
     src = g.source
-    assert 'Size:' in src and 'output' in src and 'ellipse' in src
-    ids_before = set(re.findall(r'Storage: (\d+)', src))
+    assert 'Size:' in src and 'Output' in src and 'ellipse' in src
+    ids_before = set(re.findall(r'Storage id: (\d+)', src))
     optnet.optimizeMemory(net, inp)
     g2 = optnet.graphgen(net, inp)
-    ids_after = set(re.findall(r'Storage: (\d+)', g2.source))
+    ids_after = set(re.findall(r'Storage id: (\d+)', g2.source))
     assert len(ids_after) < len(ids_before)
     if shutil.which('dot') is None:
         pytest.skip("Graphviz's dot program is not installed (Debian: apt-get install graphviz; "
                     ".ci/run installs it), so the SVG rendering is not tested")
     out = g.render(str(tmp_path / 'g'), format='svg')
     assert Path(out).read_text().lstrip().startswith(('<?xml', '<svg'))
+
+
+# The original graphgen.lua's counts, derived by hand from its algorithm (see graphgen's
+# docstring): every single-operation module is one node (its output tensor) with one edge per
+# input tensor; an operative container (Concat) is one node with one edge per branch; an
+# Identity adds nothing (its output is its input tensor); plus the input node.
+# resnet-20 (cifar10, shortcut B): stem conv/BN/ReLU 3 nodes 3 edges; 7 identity-shortcut blocks
+# of conv/BN/ReLU/conv/BN (5, 5) + CAddTable (1 node, 2 edges) + ReLU (1, 1) = 7 nodes 8 edges;
+# 2 downsampling blocks with a conv/BN shortcut: 9 nodes 10 edges; avg-pool/View/Linear 3, 3:
+# 1 + 3 + 49 + 18 + 3 = 74 nodes, 3 + 56 + 20 + 3 = 82 edges.
+# googlenet: 173 leaves (stem 8; 8 four-branch inceptions of 16 leaves, 2 three-branch ones of
+# 12; two strided convs; main tail avg-pool/View/Linear/LogSoftMax; aux classifier 7) and 11
+# Concats (10 inceptions with 38 branches, the splitter with 2): 1 + 173 + 11 = 185 nodes,
+# 173 + 40 = 213 edges.
+GRAPH_COUNTS = [('resnet-20', 'resnet', {'dataset': 'cifar10', 'depth': 20}, 74, 82),
+                ('googlenet', 'googlenet', None, 185, 213)]
+
+
+@pytest.mark.parametrize('mid,name,opts,nodes,edges', GRAPH_COUNTS, ids=[g[0] for g in GRAPH_COUNTS])
+def test_graphgen_draws_the_originals_graph(mid, name, opts, nodes, edges):
+    net, inp = build(name, opts, 1)
+    net.evaluate()
+    for optimized in (False, True):
+        if optimized:
+            optnet.optimizeMemory(net, inp)
+        src = optnet.graphgen(net, inp).source
+        node_lines = re.findall(r'^\s*n(\d+) \[label="([^"]*)"', src, re.M)
+        edge_lines = re.findall(r'^\s*n(\d+) -> n(\d+)', src, re.M)
+        assert (len(node_lines), len(edge_lines)) == (nodes, edges)
+        assert all(a != b for a, b in edge_lines), 'no node has an edge to itself'
+        assert not any('Identity' in label for _, label in node_lines)
+        labels = [label for _, label in node_lines]
+        assert all(re.search(r'\nStorage id: \d+$', label.replace('\\n', '\n')) for label in labels)
+        assert labels[0].startswith('Input')
+    # storage ids: one per storage the nodes hold, numbered from 1 in order of first use
+    ids = [int(i) for i in re.findall(r'Storage id: (\d+)', src)]
+    assert sorted(set(ids)) == list(range(1, max(ids) + 1))
