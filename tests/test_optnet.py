@@ -271,3 +271,39 @@ def test_graphgen_draws_the_originals_graph(mid, name, opts, nodes, edges):
     # storage ids: one per storage the nodes hold, numbered from 1 in order of first use
     ids = [int(i) for i in re.findall(r'Storage id: (\d+)', src)]
     assert sorted(set(ids)) == list(range(1, max(ids) + 1))
+
+
+@pytest.mark.parametrize('mode', ['inference', 'training'])
+def test_optimal_planner_categories_add_up_and_compare(mode):
+    """planner='optimal': the arena's bytes are split by category at its peak (report.arena_memory):
+    the categories add up to total_size, the arena shares to `arena`, and each category is at
+    most what the unoptimized network holds in it (they compare with countUsedMemory's)."""
+    from pynn.optnet import report
+    net, inp = build('resnet', {'dataset': 'cifar10', 'depth': 20}, 1)
+    net.training() if mode == 'training' else net.evaluate()
+    out = net.forward(inp)
+    if mode == 'training':
+        net.backward(inp, recursive_clone(out))
+    before = optnet.countUsedMemory(net)
+    optnet.optimizeMemory(net, inp, {'mode': mode, 'planner': 'optimal'})
+    out = net.forward(inp)
+    if mode == 'training':
+        net.backward(inp, recursive_clone(out))
+    mem = optnet.countUsedMemory(net)
+    cats = ('outputs', 'gradInputs', 'buffers', 'params')
+    assert mem['total_size'] == sum(mem[c] for c in cats)
+    shares = report.arena_shares(net._pynn_arena.plan.schedule, mem['arena'])
+    assert sum(shares.values()) == mem['arena'] >= mem['lower_bound']
+    for c in ('outputs', 'gradInputs', 'buffers'):
+        assert 0 <= shares[c] <= mem[c] <= before[c]
+    if mode == 'training':
+        assert mem['gradInputs'] > 0 and mem['outputs'] > 0   # both live at the peak
+    # the peak's live bytes by category, recomputed from the buffers' spans by brute force
+    sched = net._pynn_arena.plan.schedule
+    live = [sum(b.nbytes for b in sched.buffers if any(lo <= s <= hi for lo, hi in b.spans))
+            for s in range(sched.spans)]
+    peak = live.index(max(live))
+    for c in ('outputs', 'gradInputs', 'buffers'):
+        at_peak = sum(b.nbytes for b in sched.buffers if b.category == c and
+                      any(lo <= peak <= hi for lo, hi in b.spans))
+        assert at_peak <= shares[c] <= at_peak + (mem['arena'] - max(live))
