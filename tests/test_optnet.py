@@ -307,3 +307,22 @@ def test_optimal_planner_categories_add_up_and_compare(mode):
         at_peak = sum(b.nbytes for b in sched.buffers if b.category == c and
                       any(lo <= peak <= hi for lo, hi in b.spans))
         assert at_peak <= shares[c] <= at_peak + (mem['arena'] - max(live))
+
+
+def test_replays_leave_running_averages_and_input_as_the_original():
+    """optimizeMemory's extra replays leave batch normalization's running averages as the
+    original's two training forwards do, and the input as given."""
+    def make():
+        pynn.manualSeed(3)
+        return nn.Sequential().add(nn.SpatialConvolution(2, 3, 3, 3, 1, 1, 1, 1)) \
+            .add(nn.SpatialBatchNormalization(3)).add(nn.ReLU()).add(nn.MulConstant(2.0))
+    pynn.setdefaulttensortype('torch.DoubleTensor')
+    x = pynn.rand(2, 2, 5, 5)
+    ref, net = make(), make()
+    for _ in range(2):   # the original: forward/backward, then its analysis' forward/backward
+        ref.backward(x, recursive_clone(ref.forward(x)))
+    x0 = x.clone()
+    optnet.optimizeMemory(net, x, {'mode': 'training'})
+    assert np.array_equal(x.numpy(), x0.numpy())
+    for f in ('running_mean', 'running_var'):
+        assert np.allclose(net.get(2).__dict__[f].numpy(), ref.get(2).__dict__[f].numpy(), rtol=0, atol=1e-15)

@@ -60,7 +60,11 @@ def optimizeMemory(net, input, opts=None, **kw):
     """Run net once on `input`, then let tensors whose lifetimes do not overlap share storages.
 
     Options (dict or keywords), with the original's defaults: inplace=True, mode='inference'
-    ('inference' or 'training'), reuseBuffers=True, removeGradParams=True (inference only).
+    ('inference' or 'training'), reuseBuffers=True, removeGradParams=True (inference only),
+    planner='optnet' (the original's algorithm, then the repair of what a replay proves
+    wrong: see _optimize_optnet and _repair) or 'optimal' (one arena at exact liveness).
+    Runs the network several times (forward, and backward in training) on the input and on
+    two inputs made from it; the input's values are left as given.
     On any error the network is left exactly as it was.
     """
     check_network('optimizeMemory', net)
@@ -113,8 +117,11 @@ def _optimize_optnet(net, input, o):
     # reads the outputs the last run left, as the original's reads those of its first run.
     probes = [_Probe(input, rng)] + [_Probe(x, rng) for x in _other_inputs(input)]
     baseline = set()
+    running = _running_stats(net)   # batch normalization's running averages, as the user had them
     for p in reversed(probes):
         p.rewind()
+        if p is probes[0]:
+            _put(running)
         first, p.ref = find_conflicts(net, p.input, mode, values=True, accumulate=p is probes[0])
         baseline |= {c.key(index) for c in first}
     switched = _apply.set_inplace(net, o['inplace'])
@@ -125,11 +132,31 @@ def _optimize_optnet(net, input, o):
     _apply.apply_groups(assign_optnet(rows))
     del rows
     after = copy.deepcopy(generator().bit_generator.state)
+    running = _running_stats(net)   # updated by two forwards, as the original's
     try:
         return _repair(net, mode, baseline, switched, index, probes)
     finally:
         probes[0].rewind()
         generator().bit_generator.state = after
+        _put(running)
+
+
+def _running_stats(net):
+    """(tensor, copy) of every running average (batch normalization's running_mean/var/std),
+    which each training forward updates: the replays must leave them as the original's two
+    forwards do."""
+    out = []
+    for m in net.listModules():
+        for k, v in m.__dict__.items():
+            if k.startswith('running_') and hasattr(v, 'storage') and not v.is_meta() \
+                    and v.nElement() > 0:
+                out.append((v, v.clone()))
+    return out
+
+
+def _put(saved):
+    for t, v in saved:
+        t.copy(v)
 
 
 class _Probe:
