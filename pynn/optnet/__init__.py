@@ -118,12 +118,15 @@ def _optimize_optnet(net, input, o):
     probes = [_Probe(input, rng)] + [_Probe(x, rng) for x in _other_inputs(input)]
     baseline = set()
     running = _running_stats(net)   # batch normalization's running averages, as the user had them
+    proof = []
     for p in reversed(probes):
         p.rewind()
         if p is probes[0]:
             _put(running)
-        first, p.ref = find_conflicts(net, p.input, mode, values=True, accumulate=p is probes[0])
+        first, p.ref = find_conflicts(net, p.input, mode, values=True, accumulate=p is probes[0],
+                                      proof=proof if p is probes[0] else None)
         baseline |= {c.key(index) for c in first}
+    proven = {c.key(index) for c in proof}   # the value-free replay's, of the network itself
     switched = _apply.set_inplace(net, o['inplace'])
     _apply.reuse_state_buffers(net, o['reuseBuffers'], mode)
     _apply.remove_grad_params(net, o['removeGradParams'], mode)
@@ -134,7 +137,7 @@ def _optimize_optnet(net, input, o):
     after = copy.deepcopy(generator().bit_generator.state)
     running = _running_stats(net)   # updated by two forwards, as the original's
     try:
-        return _repair(net, mode, baseline, switched, index, probes)
+        return _repair(net, mode, baseline, switched, index, probes, proven)
     finally:
         probes[0].rewind()
         generator().bit_generator.state = after
@@ -224,7 +227,7 @@ def _inplace_culprit(c, switched, index):
     return max(pick, key=lambda m: index.get(id(m), -1)) if pick else None
 
 
-def _repair(net, mode, baseline, switched, index, probes, rounds=500):
+def _repair(net, mode, baseline, switched, index, probes, proven=frozenset(), rounds=500):
     """Replay the optimized network (check.find_conflicts) on each probe input until it
     computes the values of the unoptimized one; while it does not, mend the first stale read
     the replay finds. The original's plan is kept wherever its values are right. On the meta
@@ -240,21 +243,23 @@ def _repair(net, mode, baseline, switched, index, probes, rounds=500):
     meta = any(t.is_meta() for t in tensors_of(probes[0].input))
     for _ in range(rounds):
         bad = None
-        for p in (probes[:1] if meta else probes):
+        for k, p in enumerate(probes[:1] if meta else probes):
             p.rewind()
-            found, vals = find_conflicts(net, p.input, mode, values=True, accumulate=False)
+            proof = []
+            found, vals = find_conflicts(net, p.input, mode, values=True, accumulate=False,
+                                         proof=proof)
             found = [c for c in found if c.key(index) not in baseline]
             if meta and found or not meta and not same_values(vals, p.ref):
                 bad = found
                 break
+            if k == 0 and not any(c.key(index) not in proven for c in proof):
+                break   # proven: no stale read beyond the network's own, whatever the input
         if bad is None:
             return switched
         if not bad:
             break
         c = bad[0]
         culprit = _inplace_culprit(c, switched, index)
-        if __import__('os').environ.get('OPTNET_DEBUG'):
-            print('FIX reader', index.get(id(c.reader)), c.reader, c.method, c.what, 'writer', index.get(id(c.writer)), c.writer, 'culprit', culprit and index.get(id(culprit)), culprit)
         if culprit is not None:
             culprit.inplace = False
             _fresh(culprit.__dict__.get('output'))

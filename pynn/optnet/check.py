@@ -146,7 +146,7 @@ def _own(m, field):
     return [t for t in ts if id(t) not in child]
 
 
-def find_conflicts(net, input, mode='inference', values=False, accumulate=True):
+def find_conflicts(net, input, mode='inference', values=False, accumulate=True, proof=None):
     """Run forward (and backward in training, gradOutput a copy of the output) and return the
     stale reads as Conflicts, each with the module that last wrote the storage.
 
@@ -159,17 +159,22 @@ def find_conflicts(net, input, mode='inference', values=False, accumulate=True):
 
     With values=True, returns (conflicts, values): copies of the output, and in training of
     the gradInput and of what the backward added to each parameter gradient (kept added with
-    accumulate, as a backward does; taken back without)."""
+    accumulate, as a backward does; taken back without). `proof`, a list, receives the stale
+    reads of the value-free replay (each storage's writes numbered: a read is stale when its
+    storage was written after the value was; views and no-op Dropouts are no writes, an
+    in-place AddConstant/MulConstant's restore gives the old number back); on the meta device
+    these are the conflicts returned."""
     stamps, last, keep, bad = {}, {}, [], []
     meta = any(t.is_meta() for t in tensors_of(input))
-    version = {}   # meta: id(storage) -> number of its last write (values are unknown)
+    version = {}   # id(storage) -> number of its last write: the value-free replay
+    vstamps, vbad = {}, []   # id(tensor) -> version of its storage when it was written
 
     def stamp(x):
         for t in tensors_of(x):
+            if t.storage() is not None:
+                vstamps[id(t)] = version.get(id(t.storage()))
+                keep.append(t)
             if meta:
-                if t.storage() is not None:
-                    stamps[id(t)] = version.get(id(t.storage()))
-                    keep.append(t)
                 continue
             s = _snap(t)
             if s is not None:
@@ -185,14 +190,12 @@ def find_conflicts(net, input, mode='inference', values=False, accumulate=True):
 
     def check(m, name, what, x):
         for t in tensors_of(x):
+            if id(t) in vstamps and t.storage() is not None and \
+                    version.get(id(t.storage())) != vstamps[id(t)]:
+                w = last.get(id(t.storage()), (None, None))
+                vbad.append(Conflict(m, name, what, t, w[0], w[1]))
             s = stamps.get(id(t))
-            if meta:
-                if id(t) in stamps and t.storage() is not None and \
-                        version.get(id(t.storage())) != s:
-                    w = last.get(id(t.storage()), (None, None))
-                    bad.append(Conflict(m, name, what, t, w[0], w[1]))
-                continue
-            if s is None or t.is_meta():
+            if meta or s is None or t.is_meta():
                 continue
             st, off, size, stride, data = s
             if t.storage() is not st or t._offset != off or t.size() != size:
@@ -211,12 +214,10 @@ def find_conflicts(net, input, mode='inference', values=False, accumulate=True):
         # an in-place AddConstant/MulConstant gives its input back within rounding: make it
         # exact, so that the replay's values compare bit for bit where the plan is right
         for t in tensors_of(x):
+            if id(t) in vstamps and t.storage() is not None:
+                version[id(t.storage())] = vstamps[id(t)]
             s = stamps.get(id(t))
-            if meta:
-                if id(t) in stamps and t.storage() is not None:
-                    version[id(t.storage())] = s
-                continue
-            if s is None or t.is_meta() or t.storage() is not s[0] or t._offset != s[1] \
+            if meta or s is None or t.is_meta() or t.storage() is not s[0] or t._offset != s[1] \
                     or t.size() != s[2]:
                 continue
             a = t.numpy()
@@ -249,7 +250,7 @@ def find_conflicts(net, input, mode='inference', values=False, accumulate=True):
                         sub = b.__dict__.get('modules')
                         check(m, name, 'branch output', (sub[-1] if sub else b).output)
                 own = _own(m, 'output')
-                if not (meta and _no_op(m)):
+                if not _no_op(m):
                     wrote(m, _written(m, own, args[0]))
                 stamp(own)
             elif name in ('updateGradInput', 'backward'):
@@ -290,6 +291,10 @@ def find_conflicts(net, input, mode='inference', values=False, accumulate=True):
             st.data += held
         else:
             st.data[...] = held
+    if meta:
+        bad = vbad
+    if proof is not None:
+        proof.extend(vbad)
     return (bad, vals) if values else bad
 
 
