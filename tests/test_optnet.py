@@ -223,14 +223,106 @@ def test_graphgen_colours_shared_storages_and_renders(tmp_path):
     g = optnet.graphgen(net, inp, {'nodeData': lambda label, t: label + '\nSize: %d' % t.nElement(),
                                   'displayProps': {'shape': 'ellipse'}, 'addOutputNode': True})
     src = g.source
-    assert 'Size:' in src and 'output' in src and 'ellipse' in src
-    ids_before = set(re.findall(r'Storage: (\d+)', src))
+    assert 'Size:' in src and 'Output' in src and 'ellipse' in src
+    ids_before = set(re.findall(r'Storage id: (\d+)', src))
     optnet.optimizeMemory(net, inp)
     g2 = optnet.graphgen(net, inp)
-    ids_after = set(re.findall(r'Storage: (\d+)', g2.source))
+    ids_after = set(re.findall(r'Storage id: (\d+)', g2.source))
     assert len(ids_after) < len(ids_before)
     if shutil.which('dot') is None:
         pytest.skip("Graphviz's dot program is not installed (Debian: apt-get install graphviz; "
                     ".ci/run installs it), so the SVG rendering is not tested")
     out = g.render(str(tmp_path / 'g'), format='svg')
     assert Path(out).read_text().lstrip().startswith(('<?xml', '<svg'))
+
+
+# The original graphgen.lua's counts, derived by hand from its algorithm (see graphgen's
+# docstring): every single-operation module is one node (its output tensor) with one edge per
+# input tensor; an operative container (Concat) is one node with one edge per branch; an
+# Identity adds nothing (its output is its input tensor); plus the input node.
+# resnet-20 (cifar10, shortcut B): stem conv/BN/ReLU 3 nodes 3 edges; 7 identity-shortcut blocks
+# of conv/BN/ReLU/conv/BN (5, 5) + CAddTable (1 node, 2 edges) + ReLU (1, 1) = 7 nodes 8 edges;
+# 2 downsampling blocks with a conv/BN shortcut: 9 nodes 10 edges; avg-pool/View/Linear 3, 3:
+# 1 + 3 + 49 + 18 + 3 = 74 nodes, 3 + 56 + 20 + 3 = 82 edges.
+# googlenet: 173 leaves (stem 8; 8 four-branch inceptions of 16 leaves, 2 three-branch ones of
+# 12; two strided convs; main tail avg-pool/View/Linear/LogSoftMax; aux classifier 7) and 11
+# Concats (10 inceptions with 38 branches, the splitter with 2): 1 + 173 + 11 = 185 nodes,
+# 173 + 40 = 213 edges.
+GRAPH_COUNTS = [('resnet-20', 'resnet', {'dataset': 'cifar10', 'depth': 20}, 74, 82),
+                ('googlenet', 'googlenet', None, 185, 213)]
+
+
+@pytest.mark.parametrize('mid,name,opts,nodes,edges', GRAPH_COUNTS, ids=[g[0] for g in GRAPH_COUNTS])
+def test_graphgen_draws_the_originals_graph(mid, name, opts, nodes, edges):
+    net, inp = build(name, opts, 1)
+    net.evaluate()
+    for optimized in (False, True):
+        if optimized:
+            optnet.optimizeMemory(net, inp)
+        src = optnet.graphgen(net, inp).source
+        node_lines = re.findall(r'^\s*n(\d+) \[label="([^"]*)"', src, re.M)
+        edge_lines = re.findall(r'^\s*n(\d+) -> n(\d+)', src, re.M)
+        assert (len(node_lines), len(edge_lines)) == (nodes, edges)
+        assert all(a != b for a, b in edge_lines), 'no node has an edge to itself'
+        assert not any('Identity' in label for _, label in node_lines)
+        labels = [label for _, label in node_lines]
+        assert all(re.search(r'\nStorage id: \d+$', label.replace('\\n', '\n')) for label in labels)
+        assert labels[0].startswith('Input')
+    # storage ids: one per storage the nodes hold, numbered from 1 in order of first use
+    ids = [int(i) for i in re.findall(r'Storage id: (\d+)', src)]
+    assert sorted(set(ids)) == list(range(1, max(ids) + 1))
+
+
+@pytest.mark.parametrize('mode', ['inference', 'training'])
+def test_optimal_planner_categories_add_up_and_compare(mode):
+    """planner='optimal': the arena's bytes are split by category at its peak (report.arena_memory):
+    the categories add up to total_size, the arena shares to `arena`, and each category is at
+    most what the unoptimized network holds in it (they compare with countUsedMemory's)."""
+    from pynn.optnet import report
+    net, inp = build('resnet', {'dataset': 'cifar10', 'depth': 20}, 1)
+    net.training() if mode == 'training' else net.evaluate()
+    out = net.forward(inp)
+    if mode == 'training':
+        net.backward(inp, recursive_clone(out))
+    before = optnet.countUsedMemory(net)
+    optnet.optimizeMemory(net, inp, {'mode': mode, 'planner': 'optimal'})
+    out = net.forward(inp)
+    if mode == 'training':
+        net.backward(inp, recursive_clone(out))
+    mem = optnet.countUsedMemory(net)
+    cats = ('outputs', 'gradInputs', 'buffers', 'params')
+    assert mem['total_size'] == sum(mem[c] for c in cats)
+    shares = report.arena_shares(net._pynn_arena.plan.schedule, mem['arena'])
+    assert sum(shares.values()) == mem['arena'] >= mem['lower_bound']
+    for c in ('outputs', 'gradInputs', 'buffers'):
+        assert 0 <= shares[c] <= mem[c] <= before[c]
+    if mode == 'training':
+        assert mem['gradInputs'] > 0 and mem['outputs'] > 0   # both live at the peak
+    # the peak's live bytes by category, recomputed from the buffers' spans by brute force
+    sched = net._pynn_arena.plan.schedule
+    live = [sum(b.nbytes for b in sched.buffers if any(lo <= s <= hi for lo, hi in b.spans))
+            for s in range(sched.spans)]
+    peak = live.index(max(live))
+    for c in ('outputs', 'gradInputs', 'buffers'):
+        at_peak = sum(b.nbytes for b in sched.buffers if b.category == c and
+                      any(lo <= peak <= hi for lo, hi in b.spans))
+        assert at_peak <= shares[c] <= at_peak + (mem['arena'] - max(live))
+
+
+def test_replays_leave_running_averages_and_input_as_the_original():
+    """optimizeMemory's extra replays leave batch normalization's running averages as the
+    original's two training forwards do, and the input as given."""
+    def make():
+        pynn.manualSeed(3)
+        return nn.Sequential().add(nn.SpatialConvolution(2, 3, 3, 3, 1, 1, 1, 1)) \
+            .add(nn.SpatialBatchNormalization(3)).add(nn.ReLU()).add(nn.MulConstant(2.0))
+    pynn.setdefaulttensortype('torch.DoubleTensor')
+    x = pynn.rand(2, 2, 5, 5)
+    ref, net = make(), make()
+    for _ in range(2):   # the original: forward/backward, then its analysis' forward/backward
+        ref.backward(x, recursive_clone(ref.forward(x)))
+    x0 = x.clone()
+    optnet.optimizeMemory(net, x, {'mode': 'training'})
+    assert np.array_equal(x.numpy(), x0.numpy())
+    for f in ('running_mean', 'running_var'):
+        assert np.allclose(net.get(2).__dict__[f].numpy(), ref.get(2).__dict__[f].numpy(), rtol=0, atol=1e-15)

@@ -5,6 +5,7 @@
     countUsedMemory(net)               bytes per category
     graphgen(net, input, opts)         a graphviz.Digraph of the data flow, coloured by storage
 """
+import copy
 import warnings
 
 from ..tensor import Tensor
@@ -14,7 +15,9 @@ from .apply import Snapshot
 from .memory import countUsedMemory, check_network
 from .graphgen import graphgen  # noqa: E402  (the function shadows the submodule name)
 from .plan import assign_optnet
-from .trace import optnet_analysis, recursive_clone, tensors_of, forward_schedule, forward_conflicts
+from .trace import optnet_analysis, recursive_clone, tensors_of, forward_schedule
+from .check import find_conflicts, same_values
+from ..tensor import generator
 
 MODES = ('inference', 'training')
 PLANNERS = ('optnet', 'optimal')  # the original's greedy sharing; arena offsets at the liveness bound
@@ -57,7 +60,11 @@ def optimizeMemory(net, input, opts=None, **kw):
     """Run net once on `input`, then let tensors whose lifetimes do not overlap share storages.
 
     Options (dict or keywords), with the original's defaults: inplace=True, mode='inference'
-    ('inference' or 'training'), reuseBuffers=True, removeGradParams=True (inference only).
+    ('inference' or 'training'), reuseBuffers=True, removeGradParams=True (inference only),
+    planner='optnet' (the original's algorithm, then the repair of what a replay proves
+    wrong: see _optimize_optnet and _repair) or 'optimal' (one arena at exact liveness).
+    Runs the network several times (forward, and backward in training) on the input and on
+    two inputs made from it; the input's values are left as given.
     On any error the network is left exactly as it was.
     """
     check_network('optimizeMemory', net)
@@ -70,33 +77,17 @@ def optimizeMemory(net, input, opts=None, **kw):
     mode = o['mode']
     snap = Snapshot(net)
     try:
-        out, steps = forward_schedule(net, input)
-        if mode == 'training':
-            net.backward(input, recursive_clone(out))
-        switched = _apply.set_inplace(net, o['inplace'], steps, mode, list(tensors_of(input)))
-        del steps, out
-        if switched and o['planner'] == 'optnet':
-            # Let outputs take their in-place storages before the analysis looks at them: the
-            # original analysed stale outputs of modules it had just switched, which lets a
-            # Concat's branch output share with a later branch's tensor (a wrong result).
-            net.forward(input)
-        _apply.reuse_state_buffers(net, o['reuseBuffers'], mode)
-        _apply.remove_grad_params(net, o['removeGradParams'], mode)
         if o['planner'] == 'optnet':
-            baseline = forward_conflicts(net, input)   # the network's own aliasing, if any
-            rows = optnet_analysis(net, input, mode)
-            _apply.apply_groups(assign_optnet(rows))
-            if not _repair(net, input, set(baseline)):
-                # last resort: no output/gradInput sharing at all for this network
-                warnings.warn('optimizeMemory: the shared plan for this network could not be made '
-                              'consistent; its outputs and gradInputs are left unshared')
-                _apply.apply_groups([[row] for row in rows])
-                if not _repair(net, input, set(baseline)):
-                    raise RuntimeError('optimizeMemory: could not make the plan consistent '
-                                       '(please report this network)')
-            del rows
+            switched = _optimize_optnet(net, input, o)
         else:
             from . import arena
+            out, steps = forward_schedule(net, input)
+            if mode == 'training':
+                net.backward(input, recursive_clone(out))
+            switched = _apply.set_inplace(net, o['inplace'], steps, mode, list(tensors_of(input)))
+            del steps, out
+            _apply.reuse_state_buffers(net, o['reuseBuffers'], mode)
+            _apply.remove_grad_params(net, o['removeGradParams'], mode)
             arena.optimize(net, input, mode, o)
         if mode == 'inference':
             for m in net.listModules():
@@ -111,23 +102,179 @@ def optimizeMemory(net, input, opts=None, **kw):
     return net
 
 
-def _repair(net, input, baseline, rounds=50):
-    """The original's rows miss some reads (a Concat copying its branches), so on some nets its
-    plan lets a tensor overwrite a value still to be read. Replay the forward, and move each
-    such writer to a storage of its own, until no read is stale. Plans the original makes
-    correctly (all of its own models) are left exactly as they are."""
-    tried = {}
+def _optimize_optnet(net, input, o):
+    """The original optnet, step by step: forward (and backward in training), every module
+    with an `inplace` field but Threshold switched to in-place, buffers shared per type, the
+    analysis of the next forward (which, as the original's, sees the outputs of the modules
+    just switched as they were before: stale), the greedy assignment; then the repair of
+    what the replay proves wrong (see _repair). Returns the modules left switched."""
+    mode = o['mode']
+    index = {id(m): i for i, m in enumerate(net.listModules())}
+    rng = copy.deepcopy(generator().bit_generator.state)
+    # the original's first forward/backward, replayed on the input and on a second input:
+    # the values every later run must give, and the network's own stale reads (user in-place
+    # modules), which are not the plan's doing. The second input runs first: the analysis
+    # reads the outputs the last run left, as the original's reads those of its first run.
+    probes = [_Probe(input, rng)] + [_Probe(x, rng) for x in _other_inputs(input)]
+    baseline = set()
+    running = _running_stats(net)   # batch normalization's running averages, as the user had them
+    proof = []
+    for p in reversed(probes):
+        p.rewind()
+        if p is probes[0]:
+            _put(running)
+        first, p.ref = find_conflicts(net, p.input, mode, values=True, accumulate=p is probes[0],
+                                      proof=proof if p is probes[0] else None)
+        baseline |= {c.key(index) for c in first}
+    proven = {c.key(index) for c in proof}   # the value-free replay's, of the network itself
+    switched = _apply.set_inplace(net, o['inplace'])
+    _apply.reuse_state_buffers(net, o['reuseBuffers'], mode)
+    _apply.remove_grad_params(net, o['removeGradParams'], mode)
+    probes[0].rewind()
+    rows = optnet_analysis(net, input, mode)
+    _apply.apply_groups(assign_optnet(rows))
+    del rows
+    after = copy.deepcopy(generator().bit_generator.state)
+    running = _running_stats(net)   # updated by two forwards, as the original's
+    try:
+        return _repair(net, mode, baseline, switched, index, probes, proven)
+    finally:
+        probes[0].rewind()
+        generator().bit_generator.state = after
+        _put(running)
+
+
+def _running_stats(net):
+    """(tensor, copy) of every running average (batch normalization's running_mean/var/std),
+    which each training forward updates: the replays must leave them as the original's two
+    forwards do."""
+    out = []
+    for m in net.listModules():
+        for k, v in m.__dict__.items():
+            if k.startswith('running_') and hasattr(v, 'storage') and not v.is_meta() \
+                    and v.nElement() > 0:
+                out.append((v, v.clone()))
+    return out
+
+
+def _put(saved):
+    for t, v in saved:
+        t.copy(v)
+
+
+class _Probe:
+    """An input the replay runs on, its values to restore before each run (an in-place first
+    module scales the tensor it is given), the random stream to restart from (the same Dropout
+    noise), and `ref`, what the unoptimized network computed from it."""
+
+    def __init__(self, x, rng):
+        self.input, self.rng, self.ref = x, rng, None
+        self.ins = list(tensors_of(x))
+        self.saved = [t.clone() for t in self.ins]
+
+    def rewind(self):
+        for t, v in zip(self.ins, self.saved):
+            t.copy(v)
+        generator().bit_generator.state = copy.deepcopy(self.rng)
+
+
+def _other_inputs(input):
+    """Two more inputs of the same sizes, from a fixed seed of their own (pynn's random stream
+    is not touched): the floating-point tensors of `input` plus noise of their spread, and
+    standard normal values scaled to their largest magnitude (both signs). A stale read whose
+    harm the values of one input happen to hide shows on them."""
+    import numpy as np
+    from ..backend import array_module
+    rs = np.random.default_rng(20161)
+    outs = [recursive_clone(input), recursive_clone(input)]
+    for k, out in enumerate(outs):
+        for t in tensors_of(out):
+            if t.is_meta() or t.nElement() == 0:
+                continue
+            a = t.numpy()
+            host = a.get() if hasattr(a, 'get') else a
+            if host.dtype.kind != 'f':
+                continue
+            noise = rs.standard_normal(host.shape)
+            if k == 0:
+                new = host + noise * (float(host.std()) or 1.0)
+            else:
+                new = noise * max(1.0, float(np.abs(host).max()))
+            a[...] = array_module(a).asarray(new.astype(host.dtype))
+    return outs
+
+
+def _fresh(t):
+    for x in tensors_of(t):
+        x.set(x.new(1).storage())
+
+
+def _inplace_culprit(c, switched, index):
+    """The module optnet switched to in-place through which the stale read's writer reached
+    the value read: the writer itself, or else the last switched module before the writer
+    whose output aliases the value read (e.g. an AddConstant switched in place, then a user's
+    in-place MulConstant after it writes over the AddConstant's input)."""
+    st = c.tensor.storage()
+    if st is None or c.writer is None:
+        return None
+    cands = [m for m in switched if m.inplace and
+             any(t.storage() is st for t in tensors_of(m.__dict__.get('output')))]
+    if any(m is c.writer for m in cands):
+        return c.writer
+    w = index.get(id(c.writer), -1)
+    before = [m for m in cands if index.get(id(m), -1) <= w]
+    pick = before or cands
+    return max(pick, key=lambda m: index.get(id(m), -1)) if pick else None
+
+
+def _repair(net, mode, baseline, switched, index, probes, proven=frozenset(), rounds=500):
+    """Replay the optimized network (check.find_conflicts) on each probe input until it
+    computes the values of the unoptimized one; while it does not, mend the first stale read
+    the replay finds. The original's plan is kept wherever its values are right. On the meta
+    device (no values), every stale read the plan adds is mended.
+
+    A stale read is mended where its writer is: a module optnet switched to in-place that
+    overwrote its input while that value was still to be read goes back to out-of-place (with
+    storages of its own); any other writer moves to a storage of its own, or, when that does
+    not stick (an in-place writer takes its input's storage again), the value it overwrote
+    moves instead. Returns the modules left switched to in-place."""
+    switched = list(switched)
+    moved = {id(t) for p in probes for t in p.ins}   # inputs are never moved
+    meta = any(t.is_meta() for t in tensors_of(probes[0].input))
     for _ in range(rounds):
-        bad = [v for k, v in forward_conflicts(net, input).items() if k not in baseline]
+        bad = None
+        for k, p in enumerate(probes[:1] if meta else probes):
+            p.rewind()
+            proof = []
+            found, vals = find_conflicts(net, p.input, mode, values=True, accumulate=False,
+                                         proof=proof)
+            found = [c for c in found if c.key(index) not in baseline]
+            if meta and found or not meta and not same_values(vals, p.ref):
+                bad = found
+                break
+            if k == 0 and not any(c.key(index) not in proven for c in proof):
+                break   # proven: no stale read beyond the network's own, whatever the input
+        if bad is None:
+            return switched
         if not bad:
-            return True
-        for writer, read in bad:
-            # the writer's own storage, unless moving it did not stick (an in-place writer
-            # takes its input's storage again): then the value it overwrote moves instead
-            t = read if id(writer) in tried else writer
-            tried[id(t)] = t
-            t.set(t.new(1).storage())
-    return False
+            break
+        c = bad[0]
+        culprit = _inplace_culprit(c, switched, index)
+        if culprit is not None:
+            culprit.inplace = False
+            _fresh(culprit.__dict__.get('output'))
+            _fresh(culprit.__dict__.get('gradInput'))
+            switched = [x for x in switched if x is not culprit]
+        elif c.written is not None and id(c.written) not in moved:
+            moved.add(id(c.written))
+            _fresh(c.written)
+        elif id(c.tensor) not in moved:
+            moved.add(id(c.tensor))
+            _fresh(c.tensor)
+        else:
+            break
+    raise RuntimeError('optimizeMemory: could not make the plan consistent (please report this '
+                       'network)')
 
 
 def removeOptimization(net):

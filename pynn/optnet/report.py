@@ -169,11 +169,18 @@ def planReport(net, input=None, opts=None, **kw):
 
 
 def arena_memory(net, input=None, mode=None):
-    """countUsedMemory's categories for a net optimized with planner='optimal', each arena
-    storage counted once, under the category of its first tenant (in listModules order:
-    outputs, then gradInputs, then buffers), plus 'arena' (bytes of the arenas) and
-    'lower_bound' (of the plan). With an input and mode, an unoptimized net is first
-    optimized (planner 'optimal') and run once (forward, and backward in training)."""
+    """countUsedMemory's categories for a net optimized with planner='optimal', plus 'arena'
+    (bytes of the arena: all its typed views count once) and 'lower_bound' (of the plan).
+
+    Storages outside the arena count as countUsedMemory counts them. The arena's bytes are
+    split among the categories by what it holds at its peak: at the span where the plan's live
+    buffers add up to the most bytes (the first such span), each category (outputs,
+    gradInputs, buffers) gets the bytes of its live buffers there, and the arena's bytes not
+    live at that span (alignment and fragmentation) are shared out in proportion to those
+    (largest remainders, so that the arena's shares add up to `arena` exactly). So outputs +
+    gradInputs + buffers + params == total_size, and each category compares with the default
+    planner's figure for it. With an input and mode, an unoptimized net is first optimized
+    (planner 'optimal') and run once (forward, and backward in training)."""
     from . import optimizeMemory
     state = net.__dict__.get('_pynn_arena')
     if not isinstance(state, ArenaState):
@@ -188,23 +195,47 @@ def arena_memory(net, input=None, mode=None):
             net.backward(input, recursive_clone(out))
         state = net.__dict__['_pynn_arena']
     arenas = set(id(a) for a in state.arenas.values())
-    shared = state.shared      # typed views of one raw buffer: count its bytes once
-    sizes, counted = {}, set()
+    shared = state.shared
+    sizes = {}
     for cat, stores in storages_by_category(net).items():
-        total = 0
-        for k, st in stores.items():
-            if k in arenas:
-                if (shared and counted) or k in counted:
-                    continue
-                counted.add(k)
-                total += state.raw_size if shared else st.size() * st.elementSize()
-                continue
-            total += st.size() * st.elementSize()
-        sizes[cat] = total
+        sizes[cat] = sum(st.size() * st.elementSize() for k, st in stores.items() if k not in arenas)
+    total = state.raw_size if shared else sum(a.size() * a.elementSize() for a in state.arenas.values())
+    for cat, share in arena_shares(state.plan.schedule, total).items():
+        sizes[cat] += share
     sizes['total_size'] = sum(sizes[c] for c in CATEGORIES)
-    sizes['arena'] = state.raw_size if shared else sum(a.size() * a.elementSize() for a in state.arenas.values())
+    sizes['arena'] = total
     sizes['lower_bound'] = state.plan.schedule.lower_bound()
     return sizes
+
+
+def arena_shares(schedule, total):
+    """{category: bytes}: the arena's `total` bytes split by what is live at its peak span
+    (see arena_memory); the shares add up to `total`."""
+    cats = ('outputs', 'gradInputs', 'buffers')
+    ev = {}
+    for b in schedule.buffers:
+        for lo, hi in b.spans:
+            ev.setdefault(lo, []).append((b, 1))
+            ev.setdefault(hi + 1, []).append((b, -1))
+    live = dict.fromkeys(cats, 0)
+    best, cur = dict(live), 0
+    peak = -1
+    for t in sorted(ev):
+        for b, sign in ev[t]:
+            c = b.category if b.category in live else 'buffers'
+            live[c] += sign * b.nbytes
+            cur += sign * b.nbytes
+        if cur > peak:
+            peak, best = cur, dict(live)
+    used = sum(best.values())
+    if used <= 0:
+        return {'outputs': total, 'gradInputs': 0, 'buffers': 0}
+    free = max(0, total - used)
+    shares = {c: best[c] + free * best[c] // used for c in cats}
+    rest = total - sum(shares.values())
+    for c in sorted(cats, key=lambda c: -((free * best[c]) % used))[:max(0, rest)]:
+        shares[c] += 1
+    return shares
 
 
 # --- checks --------------------------------------------------------------------------------------
