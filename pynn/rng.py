@@ -151,6 +151,21 @@ def seed():
     return s
 
 
+def streams_state():
+    """Both random streams pynn draws from: Torch's Mersenne Twister (Dropout, fills) and the
+    NumPy generator a few kernels use; to replay a run with the same draws."""
+    import copy
+    from .tensor import generator
+    return copy.deepcopy(generator().bit_generator.state), _GEN.get_bytes().copy()
+
+
+def set_streams_state(state):
+    import copy
+    from .tensor import generator
+    generator().bit_generator.state = copy.deepcopy(state[0])
+    _GEN.set_bytes(state[1])
+
+
 def initialSeed():
     return _GEN.initial_seed
 

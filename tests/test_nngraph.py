@@ -543,7 +543,7 @@ def test_optnet_graphgen_on_gmodule():
     net = rec['module']
     dot = optnet.graphgen(net, rec['input'])
     leaves = [m for m in net.listModules() if m.__dict__.get('modules') is None]
-    assert dot.source.count('Storage:') >= len(leaves)
+    assert dot.source.count('Storage id:') >= len(leaves)
 
 
 @pytest.mark.parametrize('seed', range(6))

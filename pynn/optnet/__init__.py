@@ -5,11 +5,10 @@
     countUsedMemory(net)               bytes per category
     graphgen(net, input, opts)         a graphviz.Digraph of the data flow, coloured by storage
 """
-import copy
 import warnings
 
 from ..tensor import Tensor
-from ..nn.module import Module
+from .. import rng as _rng
 from . import apply as _apply
 from .apply import Snapshot
 from .memory import countUsedMemory, check_network
@@ -17,7 +16,6 @@ from .graphgen import graphgen  # noqa: E402  (the function shadows the submodul
 from .plan import assign_optnet
 from .trace import optnet_analysis, recursive_clone, tensors_of, forward_schedule
 from .check import find_conflicts, same_values
-from ..tensor import generator
 
 MODES = ('inference', 'training')
 PLANNERS = ('optnet', 'optimal')  # the original's greedy sharing; arena offsets at the liveness bound
@@ -110,7 +108,7 @@ def _optimize_optnet(net, input, o):
     what the replay proves wrong (see _repair). Returns the modules left switched."""
     mode = o['mode']
     index = {id(m): i for i, m in enumerate(net.listModules())}
-    rng = copy.deepcopy(generator().bit_generator.state)
+    rng = _rng.streams_state()
     # the original's first forward/backward, replayed on the input and on a second input:
     # the values every later run must give, and the network's own stale reads (user in-place
     # modules), which are not the plan's doing. The second input runs first: the analysis
@@ -134,13 +132,13 @@ def _optimize_optnet(net, input, o):
     rows = optnet_analysis(net, input, mode)
     _apply.apply_groups(assign_optnet(rows))
     del rows
-    after = copy.deepcopy(generator().bit_generator.state)
+    after = _rng.streams_state()
     running = _running_stats(net)   # updated by two forwards, as the original's
     try:
         return _repair(net, mode, baseline, switched, index, probes, proven)
     finally:
         probes[0].rewind()
-        generator().bit_generator.state = after
+        _rng.set_streams_state(after)
         _put(running)
 
 
@@ -175,7 +173,7 @@ class _Probe:
     def rewind(self):
         for t, v in zip(self.ins, self.saved):
             t.copy(v)
-        generator().bit_generator.state = copy.deepcopy(self.rng)
+        _rng.set_streams_state(self.rng)
 
 
 def _other_inputs(input):

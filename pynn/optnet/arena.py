@@ -37,7 +37,7 @@ import numpy as np
 
 from .. import backend
 from ..storage import Storage
-from ..tensor import Tensor, generator
+from ..tensor import Tensor
 from . import liveness
 from .liveness import type_key, resolve
 from .trace import tensors_of
@@ -619,8 +619,8 @@ def _plan_on_copy(clone, state, input):
 def _plan_on_real_copy(net, state, input):
     """Fallback: trace a deep copy of the real network (its arithmetic runs; the random
     generator's state is restored, so the real network draws the same numbers)."""
-    gen = generator()
-    saved = copy.deepcopy(gen.bit_generator.state)
+    from .. import rng
+    saved = rng.streams_state()   # Torch's stream (Dropout's masks, ...) and NumPy's
     memo = {}
     _memo_skip(net, memo)
     clone = copy.deepcopy(net, memo)
@@ -630,7 +630,7 @@ def _plan_on_real_copy(net, state, input):
         sample = _rebuild(input, iter([t.clone() for t in tensors_of(input)]))
         return _plan_on_copy(clone, state, sample)
     finally:
-        gen.bit_generator.state = saved
+        rng.set_streams_state(saved)
 
 
 def _rebuild(x, it):

@@ -128,8 +128,11 @@ def optnet_analysis(net, input, mode):
             net.backward(input, grad)
     # the caller reads the network's output (inference) or gradInput (training) after the
     # run: a graph's output may also feed one of its nodes, and its gradInput may be the
-    # gradOutput an Identity input node passes on; neither may be reused after those reads
-    for t in tensors_of(out if mode == 'inference' else net.gradInput):
+    # gradOutput an Identity input node passes on; neither may be reused after those reads.
+    # Only graphs (which the original never supported) need it: for nn containers the
+    # original's plan is kept byte for byte.
+    graphs = any(m.__typename__ == 'nn.gModule' for m in net.listModules())
+    for t in tensors_of(out if mode == 'inference' else net.gradInput) if graphs else ():
         if t.storage() is not None:
             info = track.by_storage.get(id(t.storage()))
             if info is not None:
