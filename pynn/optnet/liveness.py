@@ -354,6 +354,16 @@ class _Recorder:
         self.clock = 0
         self.calls = []
         self.stack = []
+        self.windows = []   # recomputation windows (recompute.py): [first event, last event, input storages]
+
+    def begin_recompute(self, checkpoint):
+        """The recompute runtime opens a window: a segment's forward runs again from `checkpoint`."""
+        w = [self.clock, None, frozenset(id(st) for st, _ in _refs(checkpoint, []))]
+        self.windows.append(w)
+        return w
+
+    def end_recompute(self, w):
+        w[1] = self.clock - 1
 
     def enter(self, m, name, args):
         idx = self.index.get(id(m))
@@ -384,11 +394,13 @@ class Buffer:
     """A storage of the traced run that the arena may place: the spans it is live in (`spans`,
     a list of [lo, hi]: one interval, or one per call for a scratch buffer; lo and hi are
     their hull), the elements it needs, and the module fields (members) that view it."""
-    __slots__ = ('storage', 'size', 'lo', 'hi', 'spans', 'members', 'label', 'category', 'offset', 'key')
+    __slots__ = ('storage', 'size', 'lo', 'hi', 'spans', 'members', 'label', 'category', 'offset', 'key',
+                 'recomputed')
 
     def __init__(self, storage, size, lo, hi, spans=None):
         self.storage, self.size, self.lo, self.hi = storage, size, lo, hi
         self.spans = spans or [(lo, hi)]
+        self.recomputed = False  # dropped after its last forward use, written again by a recomputation
         self.members = []      # (tensor, path, offset, size, stride); path = (module index, field, i...)
         self.label = self.category = None
         self.offset = None     # in elements, inside the arena of its type (set by the planner)
@@ -541,10 +553,14 @@ def analyse(net, input, mode='inference', rule='layer', reuse_buffers=True, pool
 
 def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
     lo, hi, end, keep = {}, {}, {}, {}
+    windows = [w for w in getattr(rec, 'windows', ()) if w[1] is not None]
+    touches = {} if windows else None   # storage -> [(first, last, written)], for recomputation
 
-    def touch(obs, a, b):
+    def touch(obs, a, b, written=False):
         for st, e in obs:
             k = id(st)
+            if touches is not None:
+                touches.setdefault(k, []).append((a, b, written))
             if k in lo:
                 if a < lo[k]:
                     lo[k] = a
@@ -580,7 +596,7 @@ def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
         if mods_of is None:  # a leaf
             if name == 'updateOutput':
                 touch(c.inp, E, last)
-                touch(c.out, E, last)
+                touch(c.out, E, last, True)
                 touch_pooled(c.buf, E, last)
                 continue
             if name == 'backward' and any(k.m is m for k in c.kids):
@@ -608,7 +624,7 @@ def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
         if tn in JOINING and name == 'updateOutput':
             for k in kids:
                 touch(k.out, last, last)
-            touch(c.out, last, last)
+            touch(c.out, last, last, True)
             continue
         if tn in JOINING or tn == 'nn.ConcatTable':  # updateGradInput / backward
             if not kids:
@@ -676,11 +692,16 @@ def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
             e = _extent(t)
             if k in end and e > end[k]:
                 end[k] = e
+    cuts = _recompute_cuts(rec.calls, windows, touches) if windows else {}
     buffers = []
     for k, mem in members.items():
         if k in pinned or k not in lo or end[k] <= 0:
             continue
-        b = Buffer(keep[k], end[k], lo[k], hi[k])
+        live = None
+        if k in cuts:
+            live = _split(touches[k], cuts[k], lo[k], hi[k])
+        b = Buffer(keep[k], end[k], lo[k], hi[k], live)
+        b.recomputed = live is not None and len(live) > 1
         b.members = mem
         path, cat = labels[k]
         b.category = cat
@@ -691,6 +712,44 @@ def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
     _close_gaps(buffers)
     buffers.sort(key=lambda b: (b.lo, b.hi, b.key))
     return Schedule(buffers, spans, mode, rule, rec.calls, len(mods))
+
+
+def _recompute_cuts(calls, windows, touches):
+    """storage -> the window starts at which its liveness may be cut: storages that an
+    updateOutput inside a recomputation window writes (not the window's checkpoint), that
+    were touched before the window, and whose first touch inside it is that write: their
+    value before the window is dead once its last earlier reader is done."""
+    cuts = {}
+    for T0, T1, ins in windows:
+        written = set()
+        for c in calls:
+            if c.name == 'updateOutput' and T0 <= c.E <= T1:
+                written.update(id(st) for st, _ in c.out)
+        for k in written - ins:
+            ts = touches.get(k)
+            if not ts:
+                continue
+            after = [t for t in ts if t[0] >= T0]
+            if not after or not any(t[0] < T0 for t in ts):
+                continue
+            first = min(t[0] for t in after)
+            if any(t[0] == first and t[2] for t in after):
+                cuts.setdefault(k, []).append(T0)
+    return cuts
+
+
+def _split(ts, cuts, lo, hi):
+    """The hulls of a storage's touches between consecutive cuts."""
+    bounds = sorted(set(cuts))
+    groups = {}
+    for a, b, _ in ts:
+        g = bisect.bisect_right(bounds, a)
+        lo_g, hi_g = groups.get(g, (a, b))
+        groups[g] = (min(lo_g, a), max(hi_g, b))
+    spans = [groups[g] for g in sorted(groups)]
+    spans[0] = (lo, spans[0][1])
+    spans[-1] = (spans[-1][0], max(spans[-1][1], hi))
+    return spans
 
 
 def _close_gaps(buffers):

@@ -66,6 +66,7 @@ def schedule_of(net, input, o):
     pooled = liveness.pooled_fields(net, o['reuseBuffers'])
     try:
         clone = meta_copy(net, o['reuseBuffers'])
+        _strip_recompute(clone)
         sample = _meta_from(_template(input))
         _prepare(clone, sample, o)
         _detach_planned(clone, pooled)
@@ -76,10 +77,17 @@ def schedule_of(net, input, o):
         real = copy.deepcopy(net, memo)
         for m in real.listModules():
             m.__dict__.pop('_pynn_backward_disabled', None)
+        _strip_recompute(real)
         sample = _rebuild(input, iter([t.clone() for t in tensors_of(input)]))
         _prepare(real, sample, o)
         _detach_planned(real, pooled)
         return liveness.analyse(real, sample, o['mode'], o['needs'], pooled=pooled)
+
+
+def _strip_recompute(clone):
+    """The schedule without recomputation (lowerBound's meaning), on a copy."""
+    from .recompute import remove
+    remove(clone)
 
 
 def _rebuild(x, it):
