@@ -197,6 +197,13 @@ def strip(net):
     return net
 
 
+# Modules whose output, when it shares its input's storage, is a view of it (never written):
+# they do not overwrite a checkpoint. Containers that only pass their children's tensors too.
+ALIASING = frozenset(('nn.Identity', 'nn.View', 'nn.Reshape', 'nn.Narrow', 'nn.Select', 'nn.Transpose',
+                      'nn.Squeeze', 'nn.Unsqueeze', 'nn.Contiguous', 'nn.SelectTable', 'nn.NarrowTable',
+                      'nn.FlattenTable', 'nn.Sequential', 'nn.ConcatTable', 'nn.ParallelTable'))
+
+
 # --- cost model -----------------------------------------------------------------------------------
 def flops(unit):
     """Estimated FLOPs of a unit's forward (its outputs' sizes, from the last run): a layer with
@@ -307,6 +314,8 @@ class Planner:
         self.allowed = [False] * self.n
         for i in range(self.n - 1, 0, -1):
             for m in units[i].listModules():
+                if m.__typename__ in ALIASING:
+                    continue
                 later.update(id(t._storage) for t in tensors_of(m.__dict__.get('output'))
                              if t._storage is not None)
             ck = [id(t._storage) for t in tensors_of(units[i - 1].output) if t._storage is not None]
