@@ -573,9 +573,13 @@ def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
 
     blo, bhi, bend, bspans = {}, {}, {}, {}
 
-    def touch_pooled(obs, a, b):
+    ptouches = {} if windows else None   # pooled tensor -> [(first, last, written)]
+
+    def touch_pooled(obs, a, b, written=False):
         for t, e, scratch in obs:
             k = id(t)
+            if ptouches is not None and not scratch:
+                ptouches.setdefault(k, []).append((a, b, written))
             if k in blo:
                 bhi[k] = b
                 if e > bend[k]:
@@ -597,7 +601,7 @@ def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
             if name == 'updateOutput':
                 touch(c.inp, E, last)
                 touch(c.out, E, last, True)
-                touch_pooled(c.buf, E, last)
+                touch_pooled(c.buf, E, last, True)
                 continue
             if name == 'backward' and any(k.m is m for k in c.kids):
                 continue  # its own updateGradInput / accGradParameters are traced
@@ -661,6 +665,7 @@ def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
     seen_t = set()
     labels = {}
     pooled_bufs = []
+    pcuts = _pooled_cuts(windows, ptouches) if windows else {}
     for i, m in enumerate(mods):
         planned, other = module_fields(m, i, pooled)
         for t, _ in other:
@@ -680,7 +685,13 @@ def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
                         # it may still be a view of a storage reuse_state_buffers shared):
                         # its size is the one its module gave it
                         size = _extent(t)
-                    b = Buffer(st, size, blo[k], bhi[k], bspans.get(k))
+                    live = bspans.get(k)
+                    if k in pcuts:
+                        live = _split(ptouches[k], pcuts[k], blo[k], bhi[k])
+                        if len(live) < 2:
+                            live = None
+                    b = Buffer(st, size, blo[k], bhi[k], live)
+                    b.recomputed = live is not None and k in pcuts
                     b.members = [(t, path, t._offset, t._size, t._stride)]
                     b.category, b.label, b.key = cat, describe_path(mods, path), path
                     pooled_bufs.append(b)
@@ -734,6 +745,23 @@ def _recompute_cuts(calls, windows, touches):
                 continue
             first = min(t[0] for t in after)
             if any(t[0] == first and t[2] for t in after):
+                cuts.setdefault(k, []).append(T0)
+    return cuts
+
+
+def _pooled_cuts(windows, ptouches):
+    """pooled tensor -> window starts: a (non-scratch) pooled buffer is written by its
+    module's updateOutput, the first of the calls that use it; one that a recomputation's
+    updateOutput writes again, first thing in the window, had its earlier value die once
+    its earlier users were done."""
+    cuts = {}
+    for T0, T1, _ in windows:
+        for k, ts in ptouches.items():
+            after = [t for t in ts if t[0] >= T0]
+            if not after or not any(t[0] < T0 for t in ts):
+                continue
+            first = min(after)
+            if first[2] and first[0] <= T1:
                 cuts.setdefault(k, []).append(T0)
     return cuts
 
