@@ -212,10 +212,16 @@ def main():
                    help='resnet: also the cheapest plan whose total (arena + parameters) is within this '
                         'many MiB (default 214, half the original optnet\'s published 428)')
     p.add_argument('--json', help='write the rows to this file')
+    p.add_argument('--workspace', type=float, default=4.0,
+                   help="MiB of the cudnn convolutions' transient unfold workspace (pynn.cudnn."
+                        "setWorkspaceLimit; default 4, pynn's default 64: a transient that "
+                        "countUsedMemory, as Lua's, does not count, and the real peak does)")
     a = p.parse_args()
+    from pynn import cudnn
+    cudnn.setWorkspaceLimit(int(a.workspace * MiB))
     print('pynn recomputation benchmark: BLAS threads %s, numpy %s, %d CPU(s) (shared machine: '
-          'timings are medians measured in turn with the unoptimized net)'
-          % (os.environ.get('OPENBLAS_NUM_THREADS'), np.__version__, os.cpu_count()))
+          'timings are medians measured in turn with the unoptimized net); cudnn workspace %.1f MiB'
+          % (os.environ.get('OPENBLAS_NUM_THREADS'), np.__version__, os.cpu_count(), a.workspace))
     out = []
     for model in a.model or ['resnet', 'googlenet', 'vgg']:
         batch = a.batch or (MODELS[model][2] if a.quick else MODELS[model][1])

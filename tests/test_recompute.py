@@ -104,6 +104,13 @@ def _x(b=3, c=2, h=5):
     return pynn.rand(b, c, h, h)
 
 
+def _planner(net, x):
+    """The planner optimizeMemory runs, on a copy prepared as it prepares the net (in-place flags)."""
+    clone = copy.deepcopy(net)
+    report._prepare(clone, x, {'mode': 'training', 'inplace': True})
+    return recompute.Planner(clone, x, TRAIN)
+
+
 def _spec(net):
     return recompute.parse(net.__dict__.get('_pynn_recompute'))
 
@@ -184,7 +191,7 @@ def test_containers_of_every_kind():
 def test_budget_minimizes_extra_compute_and_fits():
     pynn.manualSeed(5)
     net, x = _conv_chain(10), _x()
-    p = recompute.Planner(copy.deepcopy(net), x, TRAIN)
+    p = _planner(net, x)
     lo, hi = p.smallest().arena, p.base().arena
     assert lo < hi
     prev = None
@@ -198,7 +205,7 @@ def test_budget_minimizes_extra_compute_and_fits():
         if prev is not None:
             assert extra >= prev  # less memory never costs less compute
         prev = extra
-        assert extra <= recompute.Planner(copy.deepcopy(net), x, TRAIN).forward_flops
+        assert extra <= p.forward_flops
 
 
 def test_budget_below_reachable_raises_and_leaves_net_as_it_was():
@@ -383,7 +390,7 @@ def test_random_networks_recompute_exactly(spec):
     if where < 0.3:
         opts = {'recompute': True}
     else:
-        p = recompute.Planner(copy.deepcopy(net), x, TRAIN)
+        p = _planner(net, x)
         lo, hi = p.smallest().arena, p.base().arena
         opts = {'budget': int(lo + (hi - lo) * (where - 0.3) / 0.7)}
     opt = _check_exact(net, x, opts, steps=2)
