@@ -12,11 +12,18 @@ backward. The liveness analysis (liveness.py) sees the recomputation in the trac
 runtime opens a *window* on the tracer) and gives each dropped storage two live intervals,
 so the arena (arena.py) places the recomputed values in bytes that are free at that moment.
 
-Planning: segments balanced by the bytes each unit leaves alive for the backward, for several
-segment counts; for each, the segments are recomputed in decreasing order of bytes saved per
-FLOP until the arena (placed for real on a meta copy: exact byte counts) fits the budget; the
-plan with the fewest recomputed FLOPs wins. 'recompute': True takes the smallest arena with
-every segment but the last recomputed once (at most one extra forward).
+Planning (Planner): segments balanced by the bytes each unit leaves alive for the backward
+(from the exact liveness of the run without recomputation), for several segment counts around
+sqrt(units); for each count, the segments are recomputed in decreasing order of those bytes per
+FLOP, and a binary search finds the shortest prefix whose arena (traced and placed for real on
+a meta copy: exact byte counts, not an estimate) fits the budget; the plan with the fewest
+recomputed FLOPs wins. 'recompute': True takes the smallest arena with every segment but the
+last recomputed once (at most one extra forward). A budget below every plan raises
+BudgetError (a ValueError) naming the smallest reachable arena; the net is left as it was.
+The budget bounds the arena (outputs, gradInputs, pooled buffers: what the planner places);
+parameters and private buffers come on top. Not done: Chen's DP over every checkpoint set,
+recomputing inside nested containers (they are units), roots other than nn.Sequential (they
+get the plan without recomputation; a budget below it raises).
 
 Exactness: the recomputation runs the same code on the same input, so gradients are bit for
 bit those of the unoptimized net; the random generator's state is saved at the start of each
@@ -37,7 +44,7 @@ import numpy as np
 
 from ..tensor import Tensor, generator
 from ..nn.container import Sequential
-from ..nn.module import Module, current_tracer
+from ..nn.module import current_tracer
 from .trace import tensors_of
 
 FIELD = '_pynn_recompute'
@@ -189,12 +196,6 @@ def remove(net):
         net.__class__ = Sequential
     for k in (FIELD, INFO, '_pynn_rng', '_pynn_fwd_s', '_pynn_rec_s'):
         net.__dict__.pop(k, None)
-
-
-def strip(net):
-    """A copy without recomputation (lowerBound keeps its meaning)."""
-    remove(net)
-    return net
 
 
 # Modules whose output, when it shares its input's storage, is a view of it (never written):
