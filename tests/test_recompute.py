@@ -383,7 +383,7 @@ def networks(draw):
     return net, x, draw(st.floats(0, 1))
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 @given(spec=networks())
 def test_random_networks_recompute_exactly(spec):
     net, x, where = spec
