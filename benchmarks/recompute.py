@@ -21,6 +21,29 @@ the meta device). For each budget, side by side with the unoptimized network in 
     exact      gradients and gradInput bit for bit equal to the unoptimized net's
 
 BLAS runs on one thread (--threads): on a shared machine more threads make the timings swing.
+
+Measured 2026-11-30 on a 2-core machine shared by 8 engineers (load 5 to 10: step times of the
+same network swung from 5 to 12 s between runs, so ratios are medians of 3 (resnet) or 2
+(googlenet) steps taken in turn with the unoptimized network; trust them to about +-15%),
+cudnn workspace 4 MiB, float32. MiB; total = countUsedMemory total_size (params included);
+peak/c = tracemalloc peak / (countUsedMemory total + input + gradOutput).
+
+resnet-110 CIFAR b64, no batch norm (unoptimized: total 664.0, real peak 669.6):
+  arena   recomputed/segs  total   peak   peak/c  extra fwd (est.)  step vs unoptimized  exact
+  257.0     0/0            270.2   275.8  1.018   0.000             1.24x (noise: nothing recomputed)
+  209.0     3/13           222.2   227.8  1.022   0.133             0.88x                 yes
+  193.0     1/4            206.2   211.8  1.023   0.151             1.10x                 yes
+  131.0     8/13           144.2   149.8  1.033   0.371             1.15x                 yes
+   54.0     7/8             67.2    72.8  1.071   0.702             1.33x                 yes
+googlenet b32 (unoptimized: total 2758.7, real peak 2797.7):
+  931.5     0/0           1077.3  1116.3  1.019   0.000             1.10x                 yes
+  732.5     2/6            878.3   917.2  1.023   0.121             1.05x                 yes
+  527.3     1/2            673.1   712.0  1.029   0.308             1.07x                 yes
+  299.2     5/6            445.1  (planned on meta; the timed run did not finish before the deadline)
+vgg-A b16: planned on meta only (a real b16 step takes minutes here): arena 557.4 -> 441.1 MiB
+  (total 1571.1 -> 1454.7, params and gradients 1013.7) at 0.012 extra forward; the first
+  layer's output and its gradient (205 MiB each) bound it: nothing smaller is reachable by
+  segment recomputation.
 """
 import argparse
 import copy
