@@ -39,7 +39,7 @@ googlenet b32 (unoptimized: total 2758.7, real peak 2797.7):
   931.5     0/0           1077.3  1116.3  1.019   0.000             1.10x                 yes
   732.5     2/6            878.3   917.2  1.023   0.121             1.05x                 yes
   527.3     1/2            673.1   712.0  1.029   0.308             1.07x                 yes
-  299.2     5/6            445.1  (planned on meta; the timed run did not finish before the deadline)
+  299.2     5/6            445.0   483.9  1.044   0.665             1.17x                 yes
 vgg-A b16: planned on meta only (a real b16 step takes minutes here): arena 557.4 -> 441.1 MiB
   (total 1571.1 -> 1454.7, params and gradients 1013.7) at 0.012 extra forward; the first
   layer's output and its gradient (205 MiB each) bound it: nothing smaller is reachable by
