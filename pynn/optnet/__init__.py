@@ -20,7 +20,7 @@ from .check import find_conflicts, same_values
 MODES = ('inference', 'training')
 PLANNERS = ('optnet', 'optimal')  # the original's greedy sharing; arena offsets at the liveness bound
 DEFAULTS = {'inplace': True, 'mode': 'inference', 'reuseBuffers': True, 'removeGradParams': True,
-            'planner': 'optnet'}
+            'planner': 'optnet', 'budget': None, 'recompute': False}
 _FLAG = '__memoryOptimized'
 
 
@@ -37,6 +37,14 @@ def _options(opts, kw):
     if o['planner'] not in PLANNERS:
         raise ValueError('optimizeMemory: unknown planner %r; known: %s'
                          % (o['planner'], ', '.join(repr(p) for p in PLANNERS)))
+    if o['budget'] is not None or o['recompute']:
+        # recomputation under a memory budget (recompute.py): planner 'optimal', training only
+        if o['planner'] != 'optimal' or o['mode'] != 'training':
+            raise ValueError("optimizeMemory: 'budget'/'recompute' need planner='optimal' and "
+                             "mode='training' (got planner=%r, mode=%r)" % (o['planner'], o['mode']))
+        b = o['budget']
+        if b is not None and (isinstance(b, bool) or not isinstance(b, (int, float)) or b <= 0):
+            raise ValueError('optimizeMemory: budget must be a positive number of bytes, got %r' % (b,))
     return o
 
 
@@ -86,7 +94,11 @@ def optimizeMemory(net, input, opts=None, **kw):
             del steps, out
             _apply.reuse_state_buffers(net, o['reuseBuffers'], mode)
             _apply.remove_grad_params(net, o['removeGradParams'], mode)
-            arena.optimize(net, input, mode, o)
+            if o['budget'] is not None or o['recompute']:
+                from . import recompute
+                recompute.optimize(net, input, mode, o)
+            else:
+                arena.optimize(net, input, mode, o)
         if mode == 'inference':
             for m in net.listModules():
                 m._pynn_backward_disabled = True
@@ -295,6 +307,8 @@ def removeOptimization(net):
         m.__dict__.pop('_pynn_arena', None)
     for m in owned.switched:  # the original left them in-place; an unoptimized net is not
         m.inplace = False
+    from .recompute import remove as _remove_recompute
+    _remove_recompute(net)
     _apply.add_grad_params(net)
     del net.__dict__[_FLAG]
     return net

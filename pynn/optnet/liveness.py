@@ -505,6 +505,7 @@ class _Recorder:
         self.calls = []
         self.stack = []
         self.pending = []
+        self.windows = []   # recomputation windows (recompute.py): [first event, last event, input storages]
 
     def container_reads(self, container, reads, writes=()):
         """A container reads `reads` and writes `writes` itself between its children's calls
@@ -512,6 +513,15 @@ class _Recorder:
         are touched from the span before the next call to its end."""
         _refs(reads, self.pending)
         _refs(writes, self.pending)
+
+    def begin_recompute(self, checkpoint):
+        """The recompute runtime opens a window: a segment's forward runs again from `checkpoint`."""
+        w = [self.clock, None, frozenset(id(st) for st, _ in _refs(checkpoint, []))]
+        self.windows.append(w)
+        return w
+
+    def end_recompute(self, w):
+        w[1] = self.clock - 1
 
     def enter(self, m, name, args):
         idx = self.index.get(id(m))
@@ -544,11 +554,13 @@ class Buffer:
     """A storage of the traced run that the arena may place: the spans it is live in (`spans`,
     a list of [lo, hi]: one interval, or one per call for a scratch buffer; lo and hi are
     their hull), the elements it needs, and the module fields (members) that view it."""
-    __slots__ = ('storage', 'size', 'lo', 'hi', 'spans', 'members', 'label', 'category', 'offset', 'key')
+    __slots__ = ('storage', 'size', 'lo', 'hi', 'spans', 'members', 'label', 'category', 'offset', 'key',
+                 'recomputed')
 
     def __init__(self, storage, size, lo, hi, spans=None):
         self.storage, self.size, self.lo, self.hi = storage, size, lo, hi
         self.spans = spans or [(lo, hi)]
+        self.recomputed = False  # dropped after its last forward use, written again by a recomputation
         self.members = []      # (tensor, path, offset, size, stride); path = (module index, field, i...)
         self.label = self.category = None
         self.offset = None     # in elements, inside the arena of its type (set by the planner)
@@ -701,10 +713,14 @@ def analyse(net, input, mode='inference', rule='layer', reuse_buffers=True, pool
 
 def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
     lo, hi, end, keep = {}, {}, {}, {}
+    windows = [w for w in getattr(rec, 'windows', ()) if w[1] is not None]
+    touches = {} if windows else None   # storage -> [(first, last, written)], for recomputation
 
-    def touch(obs, a, b):
+    def touch(obs, a, b, written=False):
         for st, e in obs:
             k = id(st)
+            if touches is not None:
+                touches.setdefault(k, []).append((a, b, written))
             if k in lo:
                 if a < lo[k]:
                     lo[k] = a
@@ -717,9 +733,13 @@ def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
 
     blo, bhi, bend, bspans = {}, {}, {}, {}
 
-    def touch_pooled(obs, a, b):
+    ptouches = {} if windows else None   # pooled tensor -> [(first, last, written)]
+
+    def touch_pooled(obs, a, b, written=False):
         for t, e, scratch in obs:
             k = id(t)
+            if ptouches is not None and not scratch:
+                ptouches.setdefault(k, []).append((a, b, written))
             if k in blo:
                 bhi[k] = b
                 if e > bend[k]:
@@ -742,8 +762,8 @@ def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
         if mods_of is None:  # a leaf
             if name == 'updateOutput':
                 touch(c.inp, E, last)
-                touch(c.out, E, last)
-                touch_pooled(c.buf, E, last)
+                touch(c.out, E, last, True)
+                touch_pooled(c.buf, E, last, True)
                 continue
             if name == 'backward' and any(k.m is m for k in c.kids):
                 continue  # its own updateGradInput / accGradParameters are traced
@@ -770,7 +790,7 @@ def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
         if tn in JOINING and name == 'updateOutput':
             for k in kids:
                 touch(k.out, last, last)
-            touch(c.out, last, last)
+            touch(c.out, last, last, True)
             continue
         if tn in JOINING or tn == 'nn.ConcatTable':  # updateGradInput / backward
             if not kids:
@@ -807,6 +827,7 @@ def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
     seen_t = set()
     labels = {}
     pooled_bufs = []
+    pcuts = _pooled_cuts(windows, ptouches) if windows else {}
     for i, m in enumerate(mods):
         planned, other = module_fields(m, i, pooled)
         for t, _ in other:
@@ -826,7 +847,13 @@ def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
                         # it may still be a view of a storage reuse_state_buffers shared):
                         # its size is the one its module gave it
                         size = _extent(t)
-                    b = Buffer(st, size, blo[k], bhi[k], bspans.get(k))
+                    live = bspans.get(k)
+                    if k in pcuts:
+                        live = _split(ptouches[k], pcuts[k], blo[k], bhi[k])
+                        if len(live) < 2:
+                            live = None
+                    b = Buffer(st, size, blo[k], bhi[k], live)
+                    b.recomputed = live is not None and k in pcuts
                     b.members = [(t, path, t._offset, t._size, t._stride)]
                     b.category, b.label, b.key = cat, describe_path(mods, path), path
                     pooled_bufs.append(b)
@@ -838,11 +865,16 @@ def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
             e = _extent(t)
             if k in end and e > end[k]:
                 end[k] = e
+    cuts = _recompute_cuts(rec.calls, windows, touches) if windows else {}
     buffers = []
     for k, mem in members.items():
         if k in pinned or k not in lo or end[k] <= 0:
             continue
-        b = Buffer(keep[k], end[k], lo[k], hi[k])
+        live = None
+        if k in cuts:
+            live = _split(touches[k], cuts[k], lo[k], hi[k])
+        b = Buffer(keep[k], end[k], lo[k], hi[k], live)
+        b.recomputed = live is not None and len(live) > 1
         b.members = mem
         path, cat = labels[k]
         b.category = cat
@@ -853,6 +885,61 @@ def build_schedule(net, mods, rec, input, grad, mode, rule, pooled):
     _close_gaps(buffers)
     buffers.sort(key=lambda b: (b.lo, b.hi, b.key))
     return Schedule(buffers, spans, mode, rule, rec.calls, len(mods))
+
+
+def _recompute_cuts(calls, windows, touches):
+    """storage -> the window starts at which its liveness may be cut: storages that an
+    updateOutput inside a recomputation window writes (not the window's checkpoint), that
+    were touched before the window, and whose first touch inside it is that write: their
+    value before the window is dead once its last earlier reader is done."""
+    cuts = {}
+    for T0, T1, ins in windows:
+        written = set()
+        for c in calls:
+            if c.name == 'updateOutput' and T0 <= c.E <= T1:
+                written.update(id(st) for st, _ in c.out)
+        for k in written - ins:
+            ts = touches.get(k)
+            if not ts:
+                continue
+            after = [t for t in ts if t[0] >= T0]
+            if not after or not any(t[0] < T0 for t in ts):
+                continue
+            first = min(t[0] for t in after)
+            if any(t[0] == first and t[2] for t in after):
+                cuts.setdefault(k, []).append(T0)
+    return cuts
+
+
+def _pooled_cuts(windows, ptouches):
+    """pooled tensor -> window starts: a (non-scratch) pooled buffer is written by its
+    module's updateOutput, the first of the calls that use it; one that a recomputation's
+    updateOutput writes again, first thing in the window, had its earlier value die once
+    its earlier users were done."""
+    cuts = {}
+    for T0, T1, _ in windows:
+        for k, ts in ptouches.items():
+            after = [t for t in ts if t[0] >= T0]
+            if not after or not any(t[0] < T0 for t in ts):
+                continue
+            first = min(after)
+            if first[2] and first[0] <= T1:
+                cuts.setdefault(k, []).append(T0)
+    return cuts
+
+
+def _split(ts, cuts, lo, hi):
+    """The hulls of a storage's touches between consecutive cuts."""
+    bounds = sorted(set(cuts))
+    groups = {}
+    for a, b, _ in ts:
+        g = bisect.bisect_right(bounds, a)
+        lo_g, hi_g = groups.get(g, (a, b))
+        groups[g] = (min(lo_g, a), max(hi_g, b))
+    spans = [groups[g] for g in sorted(groups)]
+    spans[0] = (lo, spans[0][1])
+    spans[-1] = (spans[-1][0], max(spans[-1][1], hi))
+    return spans
 
 
 def _close_gaps(buffers):

@@ -66,6 +66,7 @@ def schedule_of(net, input, o):
     pooled = liveness.pooled_fields(net, o['reuseBuffers'])
     try:
         clone = meta_copy(net, o['reuseBuffers'])
+        _strip_recompute(clone)
         sample = _meta_from(_template(input))
         _prepare(clone, sample, o)
         _detach_planned(clone, pooled)
@@ -76,10 +77,17 @@ def schedule_of(net, input, o):
         real = copy.deepcopy(net, memo)
         for m in real.listModules():
             m.__dict__.pop('_pynn_backward_disabled', None)
+        _strip_recompute(real)
         sample = _rebuild(input, iter([t.clone() for t in tensors_of(input)]))
         _prepare(real, sample, o)
         _detach_planned(real, pooled)
         return liveness.analyse(real, sample, o['mode'], o['needs'], pooled=pooled)
+
+
+def _strip_recompute(clone):
+    """The schedule without recomputation (lowerBound's meaning), on a copy."""
+    from .recompute import remove
+    remove(clone)
 
 
 def _rebuild(x, it):
@@ -103,7 +111,7 @@ def lowerBound(net, input, opts=None, **kw):
 class PlanReport:
     """A plan's buffers (label, category, type, bytes, first/last span, offset in bytes)."""
 
-    def __init__(self, plan, o, applied):
+    def __init__(self, plan, o, applied, recompute=None):
         s = plan.schedule
         self.mode, self.needs, self.applied = s.mode, s.rule, applied
         self.spans = s.spans
@@ -112,7 +120,11 @@ class PlanReport:
             self.rows.append({'label': b.label, 'category': b.category, 'type': liveness.type_key(b.storage),
                               'bytes': b.nbytes, 'first': b.lo, 'last': b.hi,
                               'spans': [list(sp) for sp in b.spans],
-                              'offset': b.offset * b.itemsize, 'tensors': len(b.members)})
+                              'offset': b.offset * b.itemsize, 'tensors': len(b.members),
+                              'value': 'recomputed' if getattr(b, 'recomputed', False) else 'kept'})
+        # recomputation (recompute.py): segments, estimated extra FLOPs, the measured ratio
+        # (recomputation time / forward time of the last step) once the net has run
+        self.recompute = dict(recompute) if recompute else None
         self.types = sorted(plan.dtypes)
         self.lower_bounds = s.lower_bound(per_type=True)
         self.lower_bound = s.lower_bound()
@@ -129,7 +141,8 @@ class PlanReport:
         return {'mode': self.mode, 'needs': self.needs, 'applied': self.applied, 'spans': self.spans,
                 'arena_bytes': self.arena_bytes, 'lower_bound': self.lower_bound, 'ratio': self.ratio,
                 'aligned_lower_bound': self.aligned_bound, 'alignment': self.align, 'types': self.types,
-                'lower_bounds_per_type': self.lower_bounds, 'buffers': self.rows}
+                'lower_bounds_per_type': self.lower_bounds, 'buffers': self.rows,
+                'recompute': self.recompute}
 
     def json(self, **kw):
         return json.dumps(self.as_dict(), **kw)
@@ -142,12 +155,23 @@ class PlanReport:
                                  self.arena_bytes / MiB, self.lower_bound / MiB, self.ratio)]
         lines.append('  one arena of %d bytes for %s (lower bound %d; %d with %d-byte aligned sizes)'
                      % (self.arena_bytes, ', '.join(self.types), self.lower_bound, self.aligned_bound, self.align))
-        lines.append('  %-44s %-10s %-8s %12s %12s %7s %7s' % ('storage (first tenant)', 'category', 'type',
-                                                              'offset', 'bytes', 'first', 'last'))
+        rc = self.recompute
+        if rc:
+            nrec = sum(1 for r in self.rows if r['value'] == 'recomputed')
+            lines.append('  recomputation: %d of %d segments recomputed (%s); %d values recomputed, %d kept; '
+                         'extra compute %.4g FLOPs estimated = %.3f forward(s)%s; arena without it %d bytes'
+                         % (sum(1 for sg in rc['segments'] if sg[2]), len(rc['segments']),
+                            ' '.join('%d-%d%s' % (a + 1, b, '*' if r else '') for a, b, r in rc['segments']),
+                            nrec, len(self.rows) - nrec, rc['extra_flops'], rc['extra_forwards'],
+                            '' if rc.get('measured_ratio') is None else
+                            ', measured %.3f of a forward\'s time' % rc['measured_ratio'],
+                            rc['no_recompute_arena']))
+        lines.append('  %-44s %-10s %-8s %12s %12s %7s %7s %-10s' % ('storage (first tenant)', 'category', 'type',
+                                                                   'offset', 'bytes', 'first', 'last', 'value'))
         for r in self.rows:
-            lines.append('  %-44s %-10s %-8s %12d %12d %7d %7d%s' % (
+            lines.append('  %-44s %-10s %-8s %12d %12d %7d %7d %-10s%s' % (
                 r['label'][:44], r['category'], r['type'], r['offset'], r['bytes'], r['first'], r['last'],
-                '' if len(r['spans']) == 1 else '  (live in %d calls only)' % len(r['spans'])))
+                r['value'], '' if len(r['spans']) == 1 else '  (live in %d intervals)' % len(r['spans'])))
         return '\n'.join(lines)
 
     __repr__ = __str__
@@ -160,12 +184,36 @@ def planReport(net, input=None, opts=None, **kw):
     state = net.__dict__.get('_pynn_arena') if isinstance(net, Module) else None
     if isinstance(state, ArenaState) and state.plan is not None and input is None and not opts and not kw:
         return PlanReport(state.plan, {'mode': state.mode, 'needs': state.rule,
-                                       'reuseBuffers': state.reuse_buffers}, True)
+                                       'reuseBuffers': state.reuse_buffers}, True,
+                          net.__dict__.get('_pynn_recompute_info'))
     if input is None:
         raise TypeError('planReport: the network is not arena-optimized: pass an input')
     _check(net, input, 'planReport')
-    o = _lb_options(opts, kw, 'planReport')
+    merged = dict(opts or {})
+    merged.update(kw)
+    budget, rec = merged.pop('budget', None), merged.pop('recompute', False)
+    o = _lb_options(merged, {}, 'planReport')
+    if budget is not None or rec:
+        return _recompute_report(net, input, o, budget)
     return PlanReport(Plan(schedule_of(net, input, o)), o, False)
+
+
+def _recompute_report(net, input, o, budget):
+    """The plan optimizeMemory would make with recomputation (budget bytes, or the smallest
+    with one extra forward when None), made on a copy: nothing is applied."""
+    from . import recompute
+    if o['mode'] != 'training':
+        raise ValueError("planReport: 'budget'/'recompute' need mode='training'")
+    clone = copy.deepcopy(net)
+    _prepare(clone, input, o)
+    c, p = recompute.choose(clone, input, dict(o, budget=budget))
+    if c is None:
+        return PlanReport(Plan(schedule_of(net, input, o)), o, False)
+    sched = p._schedule(c.spec)
+    info = {'segments': recompute.parse(c.spec), 'extra_flops': c.flops, 'forward_flops': p.forward_flops,
+            'extra_forwards': c.flops / max(1, p.forward_flops), 'planned_arena': c.arena,
+            'no_recompute_arena': p.base().arena, 'budget': budget}
+    return PlanReport(Plan(sched), dict(o, budget=budget), False, info)
 
 
 def arena_memory(net, input=None, mode=None):
