@@ -237,9 +237,10 @@ def im2col(x, cols, kH, kW, dH, dW, padH, padW):
 
 
 @_small_buffers
-def col2im_add(cols, x, kH, kW, dH, dW, padH, padW):
-    """THNN's unfolded_acc for a whole batch: x (B, C, iH, iW) += fold(cols); x must be
-    zeroed by the caller. One strided in-place add per kernel offset.
+def col2im_add(cols, x, kH, kW, dH, dW, padH, padW, zero=False):
+    """THNN's unfolded_acc for a whole batch: x (B, C, iH, iW) += fold(cols); with zero=True
+    x = fold(cols) (x's content is ignored), else x must be zeroed by the caller. One strided
+    in-place add per kernel offset.
 
     For stride 1 with oW == iW each offset is one long add over the flat plane; the
     entries of cols that THNN skips (border columns outside the image) are zeroed first,
@@ -248,6 +249,13 @@ def col2im_add(cols, x, kH, kW, dH, dW, padH, padW):
     B, C, iH, iW = x.shape
     oH, oW = cols.shape[-2:]
     x3 = _flat_planes(x) if _same_width(x, cols, kH, kW, dH, dW) else None
+    # "same" convolution (stride 1, oH*oW == iH*iW, centre offset inside the kernel): the
+    # centre offset covers every input position once, so x = that plane, then add the rest
+    assign = (x3 is not None and oH == iH and padH < kH and padW < kW)
+    if assign:
+        xp.copyto(x3, _planes5(cols)[:, :, padH, padW])
+    elif zero:
+        x.fill(0)
     if x3 is None:
         for ky, kx, ys, xs, iys, ixs, _, _ in _offsets(kH, kW, dH, dW, padH, padW, iH, iW, oH, oW):
             dst = x[:, :, iys, ixs]
@@ -255,6 +263,8 @@ def col2im_add(cols, x, kH, kW, dH, dW, padH, padW):
         return
     c5 = _planes5(cols)
     for ky, kx, ys, xs, _, _, _, _ in _offsets(kH, kW, dH, dW, padH, padW, iH, iW, oH, oW):
+        if assign and ky == padH and kx == padW:
+            continue  # already copied
         src = cols[:, :, ky, kx]
         if xs.start > 0:
             src[:, :, ys, :xs.start].fill(0)
@@ -361,8 +371,7 @@ def conv2d_mm_backward_input(go, w2, fcols, gx, kH, kW, dH, dW, padH, padW, budg
         for b0 in range(0, B, nb):
             n = min(B, b0 + nb) - b0
             xp.matmul(w2.T, _gather_go(xp, go, b0, n, buf), out=m[:, b0 * L:(b0 + n) * L])
-    gx.fill(0)
-    col2im_add(_unfolded6(fcols, C, kH, kW, oH, oW), gx, kH, kW, dH, dW, padH, padW)
+    col2im_add(_unfolded6(fcols, C, kH, kW, oH, oW), gx, kH, kW, dH, dW, padH, padW, zero=True)
 
 
 @_small_buffers
