@@ -35,6 +35,8 @@ _BUFSIZE = 256
 def _small_buffers(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kw):
+        if np.getbufsize() == _BUFSIZE:  # nested kernel call: already set
+            return fn(*args, **kw)
         old = np.setbufsize(_BUFSIZE)
         try:
             return fn(*args, **kw)
