@@ -443,6 +443,8 @@ def maxpool2d_forward(x, out, ind, kH, kW, dH, dW, padH, padW):
     B, C, iH, iW = x.shape
     oH, oW = out.shape[-2:]
     offs = list(_offsets(kH, kW, dH, dW, padH, padW, iH, iW, oH, oW))
+    if len(offs) < 255:
+        return _maxpool2d_forward_small(xp, x, out, ind, offs, dH, dW, padH, padW)
     grids = [_index_grid(xp, iy, ys.stop - ys.start, ix, xs.stop - xs.start, dH, dW, iW)
              for _, _, ys, xs, _, _, iy, ix in offs]
     mask = tmp = None
@@ -465,6 +467,46 @@ def maxpool2d_forward(x, out, ind, kH, kW, dH, dW, padH, padW):
             xp.subtract(g, i, out=t)      # i = m ? g : i
             xp.multiply(t, m, out=t)
             xp.add(i, t, out=i)
+        m = mask[:nb, :nc]
+        xp.greater(oc, -np.inf, out=m)    # no element > -inf: index 0
+        xp.multiply(ic, m, out=ic)
+
+
+def _maxpool2d_forward_small(xp, x, out, ind, offs, dH, dW, padH, padW):
+    """maxpool2d_forward with fewer than 255 kernel offsets: the winning offset is tracked as
+    its number (1-based, uint8: an eighth of the memory traffic of int64 indices), then
+    ind = base(oy, ox) + delta[number] with one take, where base is the flat 1-based index of
+    the window's top-left corner and delta the offset's flat shift (ky*iW + kx)."""
+    B, C, iH, iW = x.shape
+    oH, oW = out.shape[-2:]
+    base = ((xp.arange(oH, dtype=ind.dtype) * dH - padH) * iW)[:, None] \
+        + (xp.arange(oW, dtype=ind.dtype) * dW + (1 - padW))[None, :]
+    delta = xp.asarray([0] + [ky * iW + kx for ky, kx, _, _, _, _, _, _ in offs], dtype=ind.dtype)
+    mask = num = tmp = None
+    for b0, b1, c0, c1 in _chunks(B, C, oH * oW):
+        xc, oc, ic = x[b0:b1, c0:c1], out[b0:b1, c0:c1], ind[b0:b1, c0:c1]
+        oc.fill(-np.inf)
+        if mask is None:
+            mask = xp.empty(oc.shape, dtype=bool)
+            num = xp.empty(oc.shape, dtype=np.uint8)
+            tmp = xp.empty(oc.shape, dtype=np.uint8)
+        nb, nc = oc.shape[:2]
+        nm = num[:nb, :nc]
+        nm.fill(0)
+        for _, _, ys, xs, iys, ixs, _, _ in offs:
+            o = oc[:, :, ys, xs]
+            xp.fmax(o, xc[:, :, iys, ixs], out=o)
+        for j in range(len(offs), 0, -1):
+            _, _, ys, xs, iys, ixs, _, _ = offs[j - 1]
+            o, n = oc[:, :, ys, xs], nm[:, :, ys, xs]
+            m = mask[:nb, :nc, :o.shape[2], :o.shape[3]]
+            t = tmp[:nb, :nc, :o.shape[2], :o.shape[3]]
+            xp.equal(xc[:, :, iys, ixs], o, out=m)
+            xp.subtract(np.uint8(j), n, out=t)     # n = m ? j : n (modulo 256)
+            xp.multiply(t, m, out=t)
+            xp.add(n, t, out=n)
+        xp.take(delta, nm, out=ic)
+        ic += base
         m = mask[:nb, :nc]
         xp.greater(oc, -np.inf, out=m)    # no element > -inf: index 0
         xp.multiply(ic, m, out=ic)
