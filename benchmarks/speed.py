@@ -1,9 +1,12 @@
-"""Forward+backward time per batch: pynn versus PyTorch CPU on the same network.
+"""Training-step and inference time per batch: pynn versus PyTorch CPU on the same network.
 
-Same network (weights copied), batch, dtype (float32) and thread count for both sides;
-the two systems alternate, and each figure is the median of several runs.
+Training step = forward + zeroGradParameters + backward (training mode); inference = forward
+in evaluate mode (torch: eval() and no_grad()). Same network (weights copied), batch, dtype
+(float32) and thread count for both sides (threadpoolctl limits NumPy's BLAS,
+torch.set_num_threads limits torch); each thread count in one run; the two systems
+alternate, and each figure is the median of several runs.
 
-    python benchmarks/speed.py [--threads N] [--repeats R]
+    python benchmarks/speed.py [--threads 1,2] [--repeats R] [--nets resnet,alexnet,...]
 """
 import argparse
 import os
@@ -14,7 +17,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # noqa: E402
+import numpy as np  # noqa: E402,F401
 import torch  # noqa: E402
 from threadpoolctl import threadpool_limits, threadpool_info  # noqa: E402
 
@@ -23,8 +26,10 @@ from pynn import models  # noqa: E402
 from torchnet import to_torch  # noqa: E402
 
 CASES = [
-    ('resnet-20 CIFAR', lambda: models.resnet({'dataset': 'cifar10', 'depth': 20}, batch=32)),
-    ('alexnet', lambda: models.alexnet(batch=8)),
+    ('resnet-20 CIFAR b32', 'resnet', lambda: models.resnet({'dataset': 'cifar10', 'depth': 20}, batch=32)),
+    ('alexnet b8', 'alexnet', lambda: models.alexnet(batch=8)),
+    ('vgg-A b2', 'vgg', lambda: models.vgg('A', batch=2)),
+    ('googlenet b4', 'googlenet', lambda: models.googlenet(batch=4)),
 ]
 
 
@@ -46,38 +51,69 @@ def time_torch(tnet, x, g):
     return time.perf_counter() - t0
 
 
+def infer_pynn(net, x, g=None):
+    t0 = time.perf_counter()
+    net.forward(x)
+    return time.perf_counter() - t0
+
+
+def infer_torch(tnet, x, g=None):
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        tnet(x)
+    return time.perf_counter() - t0
+
+
+def _alternate(fa, a, fb, b, repeats):
+    fa(*a)
+    fb(*b)  # warm-up (sizes every pynn buffer; lets torch allocate)
+    ours, theirs = [], []
+    for _ in range(repeats):
+        ours.append(fa(*a))
+        theirs.append(fb(*b))
+    return statistics.median(ours), statistics.median(theirs)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument('--threads', type=int, default=os.cpu_count())
-    p.add_argument('--repeats', type=int, default=7)
+    p.add_argument('--threads', default='1,2', help='comma-separated thread counts')
+    p.add_argument('--repeats', type=int, default=5)
+    p.add_argument('--nets', default=','.join(c[1] for c in CASES))
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    threads = [int(t) for t in args.threads.split(',')]
+    wanted = set(args.nets.split(','))
     pynn.setdefaulttensortype('torch.FloatTensor')
-    with threadpool_limits(limits=args.threads, user_api='blas'):
-        blas = [(i['internal_api'], i['num_threads']) for i in threadpool_info() if i['user_api'] == 'blas']
-        print('threads: torch %d, numpy BLAS %s; float32; median of %d alternating runs'
-              % (torch.get_num_threads(), blas, args.repeats))
-        print('%-18s %12s %12s %8s' % ('network', 'pynn s/batch', 'torch s/batch', 'ratio'))
-        for name, build in CASES:
-            pynn.manualSeed(1)
-            net, x = build()
-            net.training()
-            tnet = to_torch(net)
-            tnet.train()
-            out = net.forward(x)
-            g = pynn.rand(*out.size())
-            tx = torch.from_numpy(x.numpy().copy()).requires_grad_(True)
-            tg = torch.from_numpy(g.numpy().copy())
-            # warm-up (sizes every pynn buffer; lets torch allocate)
-            time_pynn(net, x, g)
-            time_torch(tnet, tx, tg)
-            ours, theirs = [], []
-            for _ in range(args.repeats):
-                ours.append(time_pynn(net, x, g))
-                theirs.append(time_torch(tnet, tx, tg))
-            a, b = statistics.median(ours), statistics.median(theirs)
-            print('%-18s %12.4f %12.4f %7.2fx' % (name, a, b, a / b))
+    print('float32; median of %d alternating runs; training step = forward + zeroGradParameters '
+          '+ backward; inference = forward in evaluate mode' % args.repeats)
+    print('%-20s %3s | %9s %9s %6s | %9s %9s %6s'
+          % ('network', 'thr', 'train pynn', 'torch', 'ratio', 'infer pynn', 'torch', 'ratio'))
+    for name, key, build in CASES:
+        if key not in wanted:
+            continue
+        pynn.manualSeed(1)
+        net, x = build()
+        net.training()
+        tnet = to_torch(net)
+        out = net.forward(x)
+        g = pynn.rand(*out.size())
+        tx = torch.from_numpy(x.numpy().copy()).requires_grad_(True)
+        tg = torch.from_numpy(g.numpy().copy())
+        for nt in threads:
+            torch.set_num_threads(nt)
+            with threadpool_limits(limits=nt, user_api='blas'):
+                net.training()
+                tnet.train()
+                a, b = _alternate(time_pynn, (net, x, g), time_torch, (tnet, tx, tg), args.repeats)
+                net.evaluate()
+                tnet.eval()
+                c, d = _alternate(infer_pynn, (net, x), infer_torch, (tnet, tx), args.repeats)
+                net.training()
+                tnet.train()
+            print('%-20s %3d | %9.4f %9.4f %5.2fx | %9.4f %9.4f %5.2fx'
+                  % (name, nt, a, b, a / b, c, d, c / d))
             sys.stdout.flush()
+    blas = [(i['internal_api'], i['num_threads']) for i in threadpool_info() if i['user_api'] == 'blas']
+    print('BLAS: %s' % blas)
     return 0
 
 

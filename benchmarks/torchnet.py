@@ -77,6 +77,9 @@ def to_torch(m):
         return _Fn(lambda xs: sum(xs[1:], xs[0]))
     if name == 'nn.JoinTable':
         return _Fn(lambda xs: torch.cat(xs, m.dimension - 1 + (1 if xs[0].dim() > (m.nInputDims or 99) else 0)))
+    if name == 'nn.SpatialZeroPadding':  # F.pad crops for negative pads, as Lua does
+        pads = (m.pad_l, m.pad_r, m.pad_t, m.pad_b)
+        return _Fn(lambda x: F.pad(x, pads))
     if name == 'nn.Identity':
         return _Fn(lambda x: x)
     if name in ('nn.SpatialConvolution', 'nn.SpatialConvolutionMM', 'cudnn.SpatialConvolution'):

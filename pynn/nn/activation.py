@@ -103,10 +103,22 @@ def _check_inplace_flag(ip):
     return bool(ip)
 
 
-def _masked(xp, out, g, keep):
+def _all_finite(xp, g):
+    """True when every element of g is finite, checked without a full-size temporary: the
+    sum of squares (one BLAS dot over a contiguous g) is finite only then, or overflows for
+    huge finite values (the caller then takes its exact slow path); None when g is not
+    contiguous (the caller checks per block)."""
+    if g.size == 0 or not g.flags.c_contiguous:
+        return None
+    f = g.reshape(-1)
+    return bool(xp.isfinite(xp.dot(f, f)))
+
+
+def _masked(xp, out, g, keep, finite=None):
     """out = keep ? g : 0. A product with the mask is fast; it is exact (up to the sign of
-    zero) only for finite g, so blocks holding inf/NaN take the slower masked copy."""
-    if bool(xp.isfinite(g).all()):
+    zero) only for finite g, so blocks holding inf/NaN take the slower masked copy.
+    finite=True: the caller checked that all of g is finite (see _all_finite)."""
+    if finite or bool(xp.isfinite(g).all()):
         xp.multiply(g, keep, out=out)
     elif out is g:
         xp.logical_not(keep, out=keep)
@@ -195,10 +207,11 @@ class Threshold(Module):
             if not gradOutput.is_meta():
                 g, x = gradOutput.numpy(), array_of(input, gradOutput.size())
                 xp = xpof(g)
+                finite = _all_finite(xp, g)
                 for gb, xb in blocks(g, x):
                     keep = xp.less_equal(xb, th)
                     xp.logical_not(keep, out=keep)
-                    _masked(xp, gb, gb, keep)
+                    _masked(xp, gb, gb, keep, finite)
             self.gradInput.set(gradOutput)
             return self.gradInput
         self.gradInput.resizeAs(input)
@@ -207,8 +220,9 @@ class Threshold(Module):
         gi, x = self.gradInput.numpy(), input.numpy()
         g = array_of(gradOutput, gi.shape)
         xp = xpof(gi)
+        finite = _all_finite(xp, g)
         for gib, gb, xb in blocks(gi, g, x):
-            _masked(xp, gib, gb, xp.greater(xb, th))
+            _masked(xp, gib, gb, xp.greater(xb, th), finite)
         return self.gradInput
 
 

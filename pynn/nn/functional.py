@@ -35,6 +35,8 @@ _BUFSIZE = 256
 def _small_buffers(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kw):
+        if np.getbufsize() == _BUFSIZE:  # nested kernel call: already set
+            return fn(*args, **kw)
         old = np.setbufsize(_BUFSIZE)
         try:
             return fn(*args, **kw)
@@ -237,9 +239,10 @@ def im2col(x, cols, kH, kW, dH, dW, padH, padW):
 
 
 @_small_buffers
-def col2im_add(cols, x, kH, kW, dH, dW, padH, padW):
-    """THNN's unfolded_acc for a whole batch: x (B, C, iH, iW) += fold(cols); x must be
-    zeroed by the caller. One strided in-place add per kernel offset.
+def col2im_add(cols, x, kH, kW, dH, dW, padH, padW, zero=False):
+    """THNN's unfolded_acc for a whole batch: x (B, C, iH, iW) += fold(cols); with zero=True
+    x = fold(cols) (x's content is ignored), else x must be zeroed by the caller. One strided
+    in-place add per kernel offset.
 
     For stride 1 with oW == iW each offset is one long add over the flat plane; the
     entries of cols that THNN skips (border columns outside the image) are zeroed first,
@@ -248,6 +251,13 @@ def col2im_add(cols, x, kH, kW, dH, dW, padH, padW):
     B, C, iH, iW = x.shape
     oH, oW = cols.shape[-2:]
     x3 = _flat_planes(x) if _same_width(x, cols, kH, kW, dH, dW) else None
+    # "same" convolution (stride 1, oH*oW == iH*iW, centre offset inside the kernel): the
+    # centre offset covers every input position once, so x = that plane, then add the rest
+    assign = (x3 is not None and oH == iH and padH < kH and padW < kW)
+    if assign:
+        xp.copyto(x3, _planes5(cols)[:, :, padH, padW])
+    elif zero:
+        x.fill(0)
     if x3 is None:
         for ky, kx, ys, xs, iys, ixs, _, _ in _offsets(kH, kW, dH, dW, padH, padW, iH, iW, oH, oW):
             dst = x[:, :, iys, ixs]
@@ -255,6 +265,8 @@ def col2im_add(cols, x, kH, kW, dH, dW, padH, padW):
         return
     c5 = _planes5(cols)
     for ky, kx, ys, xs, _, _, _, _ in _offsets(kH, kW, dH, dW, padH, padW, iH, iW, oH, oW):
+        if assign and ky == padH and kx == padW:
+            continue  # already copied
         src = cols[:, :, ky, kx]
         if xs.start > 0:
             src[:, :, ys, :xs.start].fill(0)
@@ -361,8 +373,7 @@ def conv2d_mm_backward_input(go, w2, fcols, gx, kH, kW, dH, dW, padH, padW, budg
         for b0 in range(0, B, nb):
             n = min(B, b0 + nb) - b0
             xp.matmul(w2.T, _gather_go(xp, go, b0, n, buf), out=m[:, b0 * L:(b0 + n) * L])
-    gx.fill(0)
-    col2im_add(_unfolded6(fcols, C, kH, kW, oH, oW), gx, kH, kW, dH, dW, padH, padW)
+    col2im_add(_unfolded6(fcols, C, kH, kW, oH, oW), gx, kH, kW, dH, dW, padH, padW, zero=True)
 
 
 @_small_buffers
@@ -432,6 +443,8 @@ def maxpool2d_forward(x, out, ind, kH, kW, dH, dW, padH, padW):
     B, C, iH, iW = x.shape
     oH, oW = out.shape[-2:]
     offs = list(_offsets(kH, kW, dH, dW, padH, padW, iH, iW, oH, oW))
+    if len(offs) < 255:
+        return _maxpool2d_forward_small(xp, x, out, ind, offs, dH, dW, padH, padW)
     grids = [_index_grid(xp, iy, ys.stop - ys.start, ix, xs.stop - xs.start, dH, dW, iW)
              for _, _, ys, xs, _, _, iy, ix in offs]
     mask = tmp = None
@@ -454,6 +467,46 @@ def maxpool2d_forward(x, out, ind, kH, kW, dH, dW, padH, padW):
             xp.subtract(g, i, out=t)      # i = m ? g : i
             xp.multiply(t, m, out=t)
             xp.add(i, t, out=i)
+        m = mask[:nb, :nc]
+        xp.greater(oc, -np.inf, out=m)    # no element > -inf: index 0
+        xp.multiply(ic, m, out=ic)
+
+
+def _maxpool2d_forward_small(xp, x, out, ind, offs, dH, dW, padH, padW):
+    """maxpool2d_forward with fewer than 255 kernel offsets: the winning offset is tracked as
+    its number (1-based, uint8: an eighth of the memory traffic of int64 indices), then
+    ind = base(oy, ox) + delta[number] with one take, where base is the flat 1-based index of
+    the window's top-left corner and delta the offset's flat shift (ky*iW + kx)."""
+    B, C, iH, iW = x.shape
+    oH, oW = out.shape[-2:]
+    base = ((xp.arange(oH, dtype=ind.dtype) * dH - padH) * iW)[:, None] \
+        + (xp.arange(oW, dtype=ind.dtype) * dW + (1 - padW))[None, :]
+    delta = xp.asarray([0] + [ky * iW + kx for ky, kx, _, _, _, _, _, _ in offs], dtype=ind.dtype)
+    mask = num = tmp = None
+    for b0, b1, c0, c1 in _chunks(B, C, oH * oW):
+        xc, oc, ic = x[b0:b1, c0:c1], out[b0:b1, c0:c1], ind[b0:b1, c0:c1]
+        oc.fill(-np.inf)
+        if mask is None:
+            mask = xp.empty(oc.shape, dtype=bool)
+            num = xp.empty(oc.shape, dtype=np.uint8)
+            tmp = xp.empty(oc.shape, dtype=np.uint8)
+        nb, nc = oc.shape[:2]
+        nm = num[:nb, :nc]
+        nm.fill(0)
+        for _, _, ys, xs, iys, ixs, _, _ in offs:
+            o = oc[:, :, ys, xs]
+            xp.fmax(o, xc[:, :, iys, ixs], out=o)
+        for j in range(len(offs), 0, -1):
+            _, _, ys, xs, iys, ixs, _, _ = offs[j - 1]
+            o, n = oc[:, :, ys, xs], nm[:, :, ys, xs]
+            m = mask[:nb, :nc, :o.shape[2], :o.shape[3]]
+            t = tmp[:nb, :nc, :o.shape[2], :o.shape[3]]
+            xp.equal(xc[:, :, iys, ixs], o, out=m)
+            xp.subtract(np.uint8(j), n, out=t)     # n = m ? j : n (modulo 256)
+            xp.multiply(t, m, out=t)
+            xp.add(n, t, out=n)
+        xp.take(delta, nm, out=ic)
+        ic += base
         m = mask[:nb, :nc]
         xp.greater(oc, -np.inf, out=m)    # no element > -inf: index 0
         xp.multiply(ic, m, out=ic)
