@@ -243,8 +243,10 @@ def test_dropout_v2_statistics(p):
     assert abs(y.mean() - 1) < 0.02           # E[y] = x, as torch's (inverted) dropout
     g = rnd(200, 500, seed=20)
     close(m.backward(x, g), g.numpy() * noise)
+    torch.manual_seed(123)                   # torch's own stream: seeded, so the test is not flaky
     yt = F.dropout(torch.ones(200, 500, dtype=torch.float64), p, True)
-    assert abs(yt.mean().item() - y.mean()) < 0.03
+    sd = np.sqrt(p / (1 - p) / noise.size)   # the spread of the mean of one draw
+    assert abs(yt.mean().item() - y.mean()) < 6 * sd
     m.evaluate()
     close(m.forward(x), x)
     close(m.backward(x, g), g)
