@@ -22,7 +22,7 @@ the meta device). For each budget, side by side with the unoptimized network in 
 
 BLAS runs on one thread (--threads): on a shared machine more threads make the timings swing.
 
-Measured 2026-11-30 on a 2-core machine shared by 8 engineers (load 5 to 10: step times of the
+Measured 2026-11-30 on a busy 2-core machine (load average 5 to 10: step times of the
 same network swung from 5 to 12 s between runs, so ratios are medians of 3 (resnet) or 2
 (googlenet) steps taken in turn with the unoptimized network; trust them to about +-15%),
 cudnn workspace 4 MiB, float32. MiB; total = countUsedMemory total_size (params included);
