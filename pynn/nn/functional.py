@@ -775,6 +775,26 @@ def _scatter(xp, m, a, bias=None):
         xp.add(src, bias.reshape(R, 1), out=a)
 
 
+def _unfolded(xp, src, B, C, K, L, nb, dtype, k, o, d, pad, dil, cols=None, unfold_cols=True):
+    """The batch in chunks of nb images: (b0, n, m) with m (K, n*L) the unfolded
+    src[b0:b0+n] (C planes, output positions o), in `cols` (the whole batch: unfolded there
+    unless unfold_cols is False, when it already holds them) or in one reused chunk buffer."""
+    buf = None
+    for b0 in range(0, B, nb):
+        n = min(B, b0 + nb) - b0
+        if cols is not None:
+            m = cols
+            if not unfold_cols:
+                yield b0, n, m
+                continue
+        else:
+            if buf is None:
+                buf = xp.empty(K * n * L, dtype=dtype)
+            m = buf[:K * n * L].reshape(K, n * L)
+        im2col_nd(src[b0:b0 + n], _cols_view(m, n, C, k, o), k, d, pad, dil)
+        yield b0, n, m
+
+
 @_small_buffers
 def conv_nd_forward(x, w2, bias, out, k, d, pad, dil, cols=None, budget=None):
     """out (B, nOut, L) = w2 (nOut, C*prod(k)) @ unfold(x (B, C, *i)) + bias.
@@ -788,16 +808,7 @@ def conv_nd_forward(x, w2, bias, out, k, d, pad, dil, cols=None, budget=None):
     nOut, L = out.shape[1:]
     K = w2.shape[1]
     nb = B if cols is not None else _nb_chunk(B, K * L, budget)
-    buf = None
-    for b0 in range(0, B, nb):
-        n = min(B, b0 + nb) - b0
-        if cols is not None:
-            m = cols
-        else:
-            if buf is None:
-                buf = xp.empty(K * n * L, dtype=out.dtype)
-            m = buf[:K * n * L].reshape(K, n * L)
-        im2col_nd(x[b0:b0 + n], _cols_view(m, n, C, k, o), k, d, pad, dil)
+    for b0, n, m in _unfolded(xp, x, B, C, K, L, nb, out.dtype, k, o, d, pad, dil, cols):
         if n == 1:
             xp.matmul(w2, m, out=out[b0])
             if bias is not None:
@@ -841,16 +852,8 @@ def conv_nd_backward_weight(x, go, gw2, gbias, scale, k, d, pad, dil, cols=None,
     C = x.shape[1] if x is not None else None
     o = None if x is None else conv_output_size_nd(x.shape[2:], k, d, pad, dil)
     nb = B if cols is not None else _nb_chunk(B, K * L, budget)
-    buf = None
-    for b0 in range(0, B, nb):
-        n = min(B, b0 + nb) - b0
-        if cols is not None:
-            m = cols
-        else:
-            if buf is None:
-                buf = xp.empty(K * n * L, dtype=gw2.dtype)
-            m = buf[:K * n * L].reshape(K, n * L)
-            im2col_nd(x[b0:b0 + n], _cols_view(m, n, C, k, o), k, d, pad, dil)
+    for b0, n, m in _unfolded(xp, x, B, C, K, L, nb, gw2.dtype, k, o, d, pad, dil, cols,
+                              unfold_cols=False):
         g = go[b0] if n == 1 else _gather(xp, go[b0:b0 + n])
         t = xp.matmul(m, g.T)              # (K, nOut): see conv2d_mm_backward_weight
         if scale != 1:
@@ -895,13 +898,7 @@ def full_conv_nd_backward_input(go, w2, gx, k, d, pad, dil, budget=None):
     Li = int(np.prod(isz))
     K = w2.shape[1]
     nb = _nb_chunk(B, K * Li, budget)
-    buf = None
-    for b0 in range(0, B, nb):
-        n = min(B, b0 + nb) - b0
-        if buf is None:
-            buf = xp.empty(K * n * Li, dtype=gx.dtype)
-        m = buf[:K * n * Li].reshape(K, n * Li)
-        im2col_nd(go[b0:b0 + n], _cols_view(m, n, nOut, k, isz), k, d, pad, dil)
+    for b0, n, m in _unfolded(xp, go, B, nOut, K, Li, nb, gx.dtype, k, isz, d, pad, dil):
         dst = gx[b0:b0 + n].reshape(n, nIn, Li)
         if n == 1:
             xp.matmul(w2, m, out=dst[0])
@@ -919,13 +916,7 @@ def full_conv_nd_backward_weight(x, go, gw2, gbias, scale, k, d, pad, dil, budge
     Li = int(np.prod(isz))
     K = gw2.shape[1]
     nb = _nb_chunk(B, K * Li, budget)
-    buf = None
-    for b0 in range(0, B, nb):
-        n = min(B, b0 + nb) - b0
-        if buf is None:
-            buf = xp.empty(K * n * Li, dtype=gw2.dtype)
-        m = buf[:K * n * Li].reshape(K, n * Li)
-        im2col_nd(go[b0:b0 + n], _cols_view(m, n, nOut, k, isz), k, d, pad, dil)
+    for b0, n, m in _unfolded(xp, go, B, nOut, K, Li, nb, gw2.dtype, k, isz, d, pad, dil):
         xs = x[b0:b0 + n].reshape(n, nIn, Li)
         g = xs[0] if n == 1 else _gather(xp, xs)
         t = xp.matmul(m, g.T)              # (K, nIn)
