@@ -295,39 +295,50 @@ class Add(Module):
             gb.reshape(-1)[...] += scale * (g.reshape(input.size(1), -1).T @ self._ones.numpy())
 
 
-class CAdd(Module):
-    """y = x + b, b of any size broadcast (expandAs) over x, or per sample of a batch."""
+class _BroadcastParameter(Module):
+    """A parameter of any size broadcast (expandAs) over the input, or per sample of a batch:
+    CAdd's bias, CMul's weight. `PARAM`/`GRAD` name the fields, `_combine` applies it."""
+    PARAM = GRAD = None
 
     def __init__(self, *sizes):
         super().__init__()
         size = _sizes_of(sizes)
         self.size = _long_storage(size)
-        self.bias = Tensor(*size)
-        self.gradBias = Tensor(*size)
+        setattr(self, self.PARAM, Tensor(*size))
+        setattr(self, self.GRAD, Tensor(*size))
         self.output.resize(*size)
         self.reset()
 
     def reset(self, stdv=None):
-        stdv = stdv * math.sqrt(3) if stdv is not None else 1.0 / math.sqrt(self.bias.nElement())
-        self.bias.uniform(-stdv, stdv)
+        p = self.__dict__[self.PARAM]
+        stdv = stdv * math.sqrt(3) if stdv is not None else 1. / math.sqrt(p.nElement())
+        p.uniform(-stdv, stdv)
 
     def _shapes(self, input):
-        return _bshapes(self.bias, input)
+        return _bshapes(self.__dict__[self.PARAM], input)
 
     def updateOutput(self, input):
         check_tensor(self, input)
+        p = self.__dict__[self.PARAM]
         shapes = self._shapes(input)
         if shapes is None:
-            self._fail('an input that %s expands to (or a batch of)' % 'x'.join(map(str, self.bias.size())),
-                       input)
+            self._fail('an input that %s expands to (or a batch of)' % 'x'.join(map(str, p.size())), input)
         self.output.resizeAs(input)
         if self.output.is_meta():
             return self.output
-        xs, bs = shapes
+        xs, ps = shapes
         out = self.output.numpy()
         out[...] = input.numpy()
-        out.reshape(xs)[...] += self.bias.numpy().reshape(bs)
+        self._combine(out.reshape(xs), p.numpy().reshape(ps))
         return self.output
+
+
+class CAdd(_BroadcastParameter):
+    """y = x + b, b of any size broadcast (expandAs) over x, or per sample of a batch."""
+    PARAM, GRAD = 'bias', 'gradBias'
+
+    def _combine(self, out, b):
+        out += b
 
     def updateGradInput(self, input, gradOutput):
         check_tensor(self, gradOutput, 'gradOutput')
@@ -356,39 +367,12 @@ class CAdd(Module):
         return super().clearState()
 
 
-class CMul(Module):
+class CMul(_BroadcastParameter):
     """y = x * w, w of any size broadcast (expandAs) over x, or per sample of a batch."""
+    PARAM, GRAD = 'weight', 'gradWeight'
 
-    def __init__(self, *sizes):
-        super().__init__()
-        size = _sizes_of(sizes)
-        self.size = _long_storage(size)
-        self.weight = Tensor(*size)
-        self.gradWeight = Tensor(*size)
-        self.output.resize(*size)
-        self.reset()
-
-    def reset(self, stdv=None):
-        stdv = stdv * math.sqrt(3) if stdv is not None else 1. / math.sqrt(self.weight.nElement())
-        self.weight.uniform(-stdv, stdv)
-
-    def _shapes(self, input):
-        return _bshapes(self.weight, input)
-
-    def updateOutput(self, input):
-        check_tensor(self, input)
-        shapes = self._shapes(input)
-        if shapes is None:
-            self._fail('an input that %s expands to (or a batch of)' % 'x'.join(map(str, self.weight.size())),
-                       input)
-        self.output.resizeAs(input)
-        if self.output.is_meta():
-            return self.output
-        xs, ws = shapes
-        out = self.output.numpy()
-        out[...] = input.numpy()
-        out.reshape(xs)[...] *= self.weight.numpy().reshape(ws)
-        return self.output
+    def _combine(self, out, w):
+        out *= w
 
     def updateGradInput(self, input, gradOutput):
         if self.__dict__.get('gradInput') is None:
