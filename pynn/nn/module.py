@@ -8,6 +8,7 @@ so nothing is ever patched on instances and nothing stays patched if a run raise
 """
 import copy
 import functools
+import math
 import re
 import threading
 
@@ -483,6 +484,15 @@ def clear(module, *fields):
         elif isinstance(v, list):
             module.__dict__[f] = []
     return module
+
+
+def uniform_reset(m, stdv, fanin):
+    """Lua nn's reset of most layers: weight (and bias, if any) uniform in [-stdv, stdv], with
+    stdv given (then times sqrt(3)) or 1/sqrt(fanin), weight drawn first."""
+    stdv = stdv * math.sqrt(3) if stdv is not None else 1 / math.sqrt(fanin)
+    m.weight.uniform(-stdv, stdv)
+    if m.__dict__.get('bias') is not None:
+        m.bias.uniform(-stdv, stdv)
 
 
 def flatten(params):

@@ -14,7 +14,7 @@ import numpy as np
 from .. import backend
 from ..backend import array_module
 from ..tensor import Tensor
-from .module import Module, clear
+from .module import Module, clear, uniform_reset
 from . import functional as F
 
 
@@ -55,12 +55,7 @@ class TemporalConvolution(Module):
         self.reset()
 
     def reset(self, stdv=None):
-        if stdv is not None:
-            stdv = stdv * math.sqrt(3)
-        else:
-            stdv = 1 / math.sqrt(self.kW * self.inputFrameSize)
-        self.weight.uniform(-stdv, stdv)
-        self.bias.uniform(-stdv, stdv)
+        uniform_reset(self, stdv, self.kW * self.inputFrameSize)
 
     def _check(self, input, gradOutput=None):
         kW, dW = self.kW, self.dW
@@ -148,12 +143,7 @@ class TemporalSubSampling(Module):
         self.reset()
 
     def reset(self, stdv=None):
-        if stdv is not None:
-            stdv = stdv * math.sqrt(3)
-        else:
-            stdv = 1 / math.sqrt(self.kW)
-        self.weight.uniform(-stdv, stdv)
-        self.bias.uniform(-stdv, stdv)
+        uniform_reset(self, stdv, self.kW)
 
     def _check(self, input, gradOutput=None):
         if not self.kW > 0:
@@ -394,13 +384,7 @@ class TemporalRowConvolution(Module):
         return self
 
     def reset(self, stdv=None):
-        if stdv is not None:
-            stdv = stdv * math.sqrt(3)
-        else:
-            stdv = 1 / math.sqrt(self.kW * self.inputFrameSize)
-        self.weight.uniform(-stdv, stdv)
-        if self.__dict__.get('bias') is not None:
-            self.bias.uniform(-stdv, stdv)
+        uniform_reset(self, stdv, self.kW * self.inputFrameSize)
 
     def _check(self, input, gradOutput=None):
         kW, dW = self.kW, self.dW

@@ -9,10 +9,9 @@ too small); VolumetricConvolution keeps the whole batch's unfolded input in finp
 The arithmetic runs on pynn.nn.functional's N-d kernels: one GEMM per batch (per chunk of
 images when the unfolded batch would be huge), never a Python loop over images.
 """
-import math
 
 from ...tensor import Tensor
-from ..module import Module, clear
+from ..module import Module, clear, uniform_reset
 from .. import functional as F
 from .spatial import SpatialConvolution, _SpatialConvolutionMMBase
 
@@ -212,13 +211,7 @@ class VolumetricConvolution(_ConvNd):
         self.reset()
 
     def reset(self, stdv=None):
-        if stdv is not None:
-            stdv = stdv * math.sqrt(3)
-        else:
-            stdv = 1 / math.sqrt(self.kT * self.kW * self.kH * self.nInputPlane)
-        self.weight.uniform(-stdv, stdv)
-        if self.__dict__.get('bias') is not None:
-            self.bias.uniform(-stdv, stdv)
+        uniform_reset(self, stdv, self.kT * self.kW * self.kH * self.nInputPlane)
 
     def noBias(self):
         self.__dict__.pop('bias', None)
@@ -503,13 +496,7 @@ class SpatialFullConvolution(_FullMixin):
         self.reset()
 
     def reset(self, stdv=None):
-        if stdv is not None:
-            stdv = stdv * math.sqrt(3)
-        else:
-            stdv = 1 / math.sqrt(self.kW * self.kH * self.nInputPlane)
-        self.weight.uniform(-stdv, stdv)
-        if self.__dict__.get('bias') is not None:
-            self.bias.uniform(-stdv, stdv)
+        uniform_reset(self, stdv, self.kW * self.kH * self.nInputPlane)
 
     def _back_compat(self):
         if self.__dict__.get('adjW') is None:
@@ -577,13 +564,7 @@ class VolumetricFullConvolution(_FullMixin):
         self.reset()
 
     def reset(self, stdv=None):
-        if stdv is not None:
-            stdv = stdv * math.sqrt(3)
-        else:
-            stdv = 1 / math.sqrt(self.kW * self.kH * self.kT * self.nInputPlane)
-        self.weight.uniform(-stdv, stdv)
-        if self.__dict__.get('bias') is not None:
-            self.bias.uniform(-stdv, stdv)
+        uniform_reset(self, stdv, self.kW * self.kH * self.kT * self.nInputPlane)
 
     def _back_compat(self):
         d = self.__dict__

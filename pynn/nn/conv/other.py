@@ -14,7 +14,7 @@ import numpy as np
 
 from ...backend import array_module
 from ...tensor import Tensor
-from ..module import Module, clear
+from ..module import Module, clear, uniform_reset
 from .. import functional as F
 
 
@@ -58,12 +58,7 @@ class SpatialDepthWiseConvolution(Module):
         self.reset()
 
     def reset(self, stdv=None):
-        if stdv is not None:
-            stdv = stdv * math.sqrt(3)
-        else:
-            stdv = 1 / math.sqrt(self.kW * self.kH * self.nInputPlane)
-        self.weight.uniform(-stdv, stdv)
-        self.bias.uniform(-stdv, stdv)
+        uniform_reset(self, stdv, self.kW * self.kH * self.nInputPlane)
 
     def noBias(self):
         self.__dict__.pop('bias', None)
@@ -267,12 +262,7 @@ class SpatialConvolutionLocal(Module):
         self.reset()
 
     def reset(self, stdv=None):
-        if stdv is not None:
-            stdv = stdv * math.sqrt(3)
-        else:
-            stdv = 1 / math.sqrt(self.kW * self.kH * self.nInputPlane)
-        self.weight.uniform(-stdv, stdv)
-        self.bias.uniform(-stdv, stdv)
+        uniform_reset(self, stdv, self.kW * self.kH * self.nInputPlane)
 
     def _check(self, input, gradOutput=None):
         if not isinstance(input, Tensor) or input.dim() not in (3, 4):
@@ -609,12 +599,7 @@ class SpatialSubSampling(Module):
         self.reset()
 
     def reset(self, stdv=None):
-        if stdv is not None:
-            stdv = stdv * math.sqrt(3)
-        else:
-            stdv = 1 / math.sqrt(self.kW * self.kH)
-        self.weight.uniform(-stdv, stdv)
-        self.bias.uniform(-stdv, stdv)
+        uniform_reset(self, stdv, self.kW * self.kH)
 
     def _check(self, input, gradOutput=None):
         if not (self.kW > 0 and self.kH > 0):

@@ -13,10 +13,9 @@ buffer of the module whose content is dead during the call (fgradInput in update
 accGradParameters, gradInput before its col2im in updateGradInput) when it is big enough,
 else into chunk-sized temporaries.
 """
-import math
 
 from ...tensor import Tensor
-from ..module import Module, clear
+from ..module import Module, clear, uniform_reset
 from .. import functional as F
 
 
@@ -49,13 +48,7 @@ class _SpatialConvolutionMMBase(Module):
         return self
 
     def reset(self, stdv=None):
-        if stdv is not None:
-            stdv = stdv * math.sqrt(3)
-        else:
-            stdv = 1 / math.sqrt(self.kW * self.kH * self.nInputPlane)
-        self.weight.uniform(-stdv, stdv)
-        if self.__dict__.get('bias') is not None:
-            self.__dict__['bias'].uniform(-stdv, stdv)
+        uniform_reset(self, stdv, self.kW * self.kH * self.nInputPlane)
 
     # --- compatibility and buffers -------------------------------------------
     def _back_compat(self, proto):
