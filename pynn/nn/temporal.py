@@ -184,7 +184,7 @@ class TemporalSubSampling(Module):
     def updateGradInput(self, input, gradOutput):
         if self.__dict__.get('gradInput') is None:
             return None
-        oT = self._check(input, gradOutput)
+        self._check(input, gradOutput)
         self.gradInput.resizeAs(input)
         if self.gradInput.is_meta():
             return self.gradInput
@@ -193,7 +193,7 @@ class TemporalSubSampling(Module):
         return self.gradInput
 
     def accGradParameters(self, input, gradOutput, scale=1):
-        oT = self._check(input, gradOutput)
+        self._check(input, gradOutput)
         if self.gradWeight.is_meta():
             return
         go = gradOutput.numpy()
