@@ -442,9 +442,9 @@ def maxpool2d_forward(x, out, ind, kH, kW, dH, dW, padH, padW):
     xp = array_module(out)
     B, C, iH, iW = x.shape
     oH, oW = out.shape[-2:]
+    if kH * kW < 255:
+        return _maxpool2d_forward_flat(xp, x, out, ind, kH, kW, dH, dW, padH, padW)
     offs = list(_offsets(kH, kW, dH, dW, padH, padW, iH, iW, oH, oW))
-    if len(offs) < 255:
-        return _maxpool2d_forward_small(xp, x, out, ind, offs, dH, dW, padH, padW)
     grids = [_index_grid(xp, iy, ys.stop - ys.start, ix, xs.stop - xs.start, dH, dW, iW)
              for _, _, ys, xs, _, _, iy, ix in offs]
     mask = tmp = None
@@ -472,44 +472,73 @@ def maxpool2d_forward(x, out, ind, kH, kW, dH, dW, padH, padW):
         xp.multiply(ic, m, out=ic)
 
 
-def _maxpool2d_forward_small(xp, x, out, ind, offs, dH, dW, padH, padW):
-    """maxpool2d_forward with fewer than 255 kernel offsets: the winning offset is tracked as
-    its number (1-based, uint8: an eighth of the memory traffic of int64 indices), then
-    ind = base(oy, ox) + delta[number] with one take, where base is the flat 1-based index of
-    the window's top-left corner and delta the offset's flat shift (ky*iW + kx)."""
+def _maxpool2d_forward_flat(xp, x, out, ind, kH, kW, dH, dW, padH, padW):
+    """maxpool2d_forward with fewer than 255 kernel offsets. Each chunk of planes is copied
+    once into dH*dW phase planes (the input rows and columns of one residue modulo the
+    stride; padded with -inf), where every kernel offset is a single shift of one flat phase
+    buffer: each pass is one long 1-D operation instead of a short strided row at a time.
+    The padding never wins (-inf is never strictly greater). The winning offset is tracked
+    as its number (1-based, uint8), then ind = base(oy, ox) + delta[number] with one take,
+    where base is the flat 1-based index of the window's top-left corner and delta the
+    offset's flat shift (ky*iW + kx)."""
     B, C, iH, iW = x.shape
     oH, oW = out.shape[-2:]
+    QH = _ceil_div(max(padH + iH, (oH - 1) * dH + kH), dH)   # rows of a phase plane
+    QW = _ceil_div(max(padW + iW, (oW - 1) * dW + kW), dW)
+    Q = QH * QW
     base = ((xp.arange(oH, dtype=ind.dtype) * dH - padH) * iW)[:, None] \
         + (xp.arange(oW, dtype=ind.dtype) * dW + (1 - padW))[None, :]
-    delta = xp.asarray([0] + [ky * iW + kx for ky, kx, _, _, _, _, _, _ in offs], dtype=ind.dtype)
-    mask = num = tmp = None
-    for b0, b1, c0, c1 in _chunks(B, C, oH * oW):
-        xc, oc, ic = x[b0:b1, c0:c1], out[b0:b1, c0:c1], ind[b0:b1, c0:c1]
-        oc.fill(-np.inf)
-        if mask is None:
-            mask = xp.empty(oc.shape, dtype=bool)
-            num = xp.empty(oc.shape, dtype=np.uint8)
-            tmp = xp.empty(oc.shape, dtype=np.uint8)
-        nb, nc = oc.shape[:2]
-        nm = num[:nb, :nc]
-        nm.fill(0)
-        for _, _, ys, xs, iys, ixs, _, _ in offs:
-            o = oc[:, :, ys, xs]
-            xp.fmax(o, xc[:, :, iys, ixs], out=o)
-        for j in range(len(offs), 0, -1):
-            _, _, ys, xs, iys, ixs, _, _ = offs[j - 1]
-            o, n = oc[:, :, ys, xs], nm[:, :, ys, xs]
-            m = mask[:nb, :nc, :o.shape[2], :o.shape[3]]
-            t = tmp[:nb, :nc, :o.shape[2], :o.shape[3]]
-            xp.equal(xc[:, :, iys, ixs], o, out=m)
-            xp.subtract(np.uint8(j), n, out=t)     # n = m ? j : n (modulo 256)
+    delta = xp.asarray([0] + [ky * iW + kx for ky in range(kH) for kx in range(kW)],
+                       dtype=ind.dtype)
+    # offset (ky, kx) reads phase (ky % dH, kx % dW) shifted by (ky // dH, kx // dW)
+    reads = [((ky % dH) * dW + kx % dW, (ky // dH) * QW + kx // dW)
+             for ky in range(kH) for kx in range(kW)]
+    # where each phase's rows/columns of the padded input meet the image
+    def spans(d, pad, size, q_max):
+        out_ = []
+        for ph in range(d):
+            q0 = max(0, _ceil_div(pad - ph, d))
+            q1 = min(q_max, _floor_div(pad + size - 1 - ph, d) + 1)
+            out_.append((q0, q1, ph + d * q0 - pad))
+        return out_
+    rows, cols = spans(dH, padH, iH, QH), spans(dW, padW, iW, QW)
+    bufs = None
+    for b0, b1, c0, c1 in _chunks(B, C, Q * dH * dW):
+        n = (b1 - b0) * (c1 - c0)
+        N = n * Q
+        if bufs is None:   # phase planes (plus a tail the last windows read), max, number, scratch
+            stride = N + (kH // dH + 1) * QW + kW
+            phases = xp.empty(dH * dW * stride, dtype=x.dtype)
+            phases.fill(-np.inf)
+            mx, nm = xp.empty(N, dtype=x.dtype), xp.empty(N, dtype=np.uint8)
+            mask, tmp = xp.empty(N, dtype=bool), xp.empty(N, dtype=np.uint8)
+            bufs = True
+        xc = x[b0:b1, c0:c1].reshape(n, iH, iW)
+        for py, (q0, q1, iy) in enumerate(rows):
+            for px, (r0, r1, ix) in enumerate(cols):
+                if q1 > q0 and r1 > r0:
+                    plane = phases[(py * dW + px) * stride:][:N].reshape(n, QH, QW)
+                    xp.copyto(plane[:, q0:q1, r0:r1],
+                              xc[:, _in_slice(iy, q1 - q0, dH), _in_slice(ix, r1 - r0, dW)])
+        o, nn_, m, t = mx[:N], nm[:N], mask[:N], tmp[:N]
+        src = [phases[ph * stride + sh:ph * stride + sh + N] for ph, sh in reads]
+        o.fill(-np.inf)   # NaN never wins: a window of NaN and -inf gives -inf
+        for v in src:
+            xp.fmax(o, v, out=o)
+        nn_.fill(0)
+        for j in range(len(src), 0, -1):   # the first offset holding the max wins
+            xp.equal(src[j - 1], o, out=m)
+            xp.subtract(np.uint8(j), nn_, out=t)     # n = m ? j : n (modulo 256)
             xp.multiply(t, m, out=t)
-            xp.add(n, t, out=n)
-        xp.take(delta, nm, out=ic)
+            xp.add(nn_, t, out=nn_)
+        oc, ic = out[b0:b1, c0:c1], ind[b0:b1, c0:c1]
+        shape = oc.shape
+        xp.copyto(oc, o.reshape(n, QH, QW)[:, :oH, :oW].reshape(shape))
+        xp.take(delta, nn_.reshape(n, QH, QW)[:, :oH, :oW].reshape(shape), out=ic)
         ic += base
-        m = mask[:nb, :nc]
-        xp.greater(oc, -np.inf, out=m)    # no element > -inf: index 0
-        xp.multiply(ic, m, out=ic)
+        mc = m[:oc.size].reshape(shape)
+        xp.greater(oc, -np.inf, out=mc)    # no element > -inf: index 0
+        xp.multiply(ic, mc, out=ic)
 
 
 def _scatter_add(xp, dst, idx, vals):
