@@ -472,56 +472,101 @@ def maxpool2d_forward(x, out, ind, kH, kW, dH, dW, padH, padW):
         xp.multiply(ic, m, out=ic)
 
 
+class _PhasePlanes:
+    """Pooling on flat buffers. A chunk of n planes (n, iH, iW) is laid out as dH*dW phase
+    planes (the padded input's rows and columns of one residue modulo the stride), each
+    (n, QH, QW) flat, the padding holding `pad_value`. Kernel offset (ky, kx) then reads
+    phase (ky % dH, kx % dW) shifted by (ky // dH, kx // dW): for all outputs of the chunk
+    at once, one contiguous 1-D slice (`window`), on the (n, QH, QW) output grid whose
+    [:, :oH, :oW] part holds the outputs (the rest is scratch). One long 1-D pass per
+    offset instead of one short strided row at a time."""
+
+    def __init__(self, xp, dtype, n, iH, iW, oH, oW, kH, kW, dH, dW, padH, padW, pad_value):
+        self.xp, self.n, self.iH, self.iW, self.oH, self.oW = xp, n, iH, iW, oH, oW
+        self.dH, self.dW, self.kH, self.kW = dH, dW, kH, kW
+        self.QH = _ceil_div(max(padH + iH, (oH - 1) * dH + kH), dH)
+        self.QW = _ceil_div(max(padW + iW, (oW - 1) * dW + kW), dW)
+        self.N = n * self.QH * self.QW
+        # each phase plane, plus a tail that the shifted reads of the last plane reach
+        self.stride = self.N + (kH // dH + 1) * self.QW + kW
+        self.buf = xp.empty(dH * dW * self.stride, dtype=dtype)
+        self.pad_value = pad_value
+        self.buf.fill(pad_value)
+
+        def spans(d, pad, size, q_max):   # per phase: grid rows q0..q1 = input rows i0::d
+            out = []
+            for ph in range(d):
+                q0 = max(0, _ceil_div(pad - ph, d))
+                q1 = min(q_max, _floor_div(pad + size - 1 - ph, d) + 1)
+                out.append((q0, q1, ph + d * q0 - pad))
+            return out
+        self.spans = [(py * dW + px, r, c)
+                      for py, r in enumerate(spans(dH, padH, iH, self.QH))
+                      for px, c in enumerate(spans(dW, padW, iW, self.QW))
+                      if r[1] > r[0] and c[1] > c[0]]
+
+    def offsets(self):
+        """(ky, kx) in THNN's window order."""
+        return [(ky, kx) for ky in range(self.kH) for kx in range(self.kW)]
+
+    def window(self, ky, kx, n):
+        ph = (ky % self.dH) * self.dW + kx % self.dW
+        start = ph * self.stride + (ky // self.dH) * self.QW + kx // self.dW
+        return self.buf[start:start + n * self.QH * self.QW]
+
+    def _interiors(self, b, c):
+        """(phase plane region, matching input index) pairs for a (b, c) block of planes."""
+        n = b * c
+        for ph, (q0, q1, i0), (r0, r1, j0) in self.spans:
+            plane = self.buf[ph * self.stride:][:n * self.QH * self.QW].reshape(b, c, self.QH, self.QW)
+            yield (plane[:, :, q0:q1, r0:r1],
+                   (slice(None), slice(None), _in_slice(i0, q1 - q0, self.dH),
+                    _in_slice(j0, r1 - r0, self.dW)))
+
+    def load(self, xc):
+        """A (b, c, iH, iW) block of input planes into the phase planes."""
+        for dst, idx in self._interiors(*xc.shape[:2]):
+            self.xp.copyto(dst, xc[idx])
+
+    def add_window(self, ky, kx, g):
+        """Phase planes [offset (ky, kx)] += g (a flat (n, QH, QW) grid, zero outside the
+        outputs): the transpose of window()."""
+        w = self.window(ky, kx, g.size // (self.QH * self.QW))
+        self.xp.add(w, g, out=w)
+
+    def unload(self, gxc):
+        """The phase planes back into a (b, c, iH, iW) block of input planes."""
+        for src, idx in self._interiors(*gxc.shape[:2]):
+            self.xp.copyto(gxc[idx], src)
+
+    def grid(self, flat, n):
+        """The outputs (n, oH, oW) of a flat (n, QH, QW) grid."""
+        return flat.reshape(n, self.QH, self.QW)[:, :self.oH, :self.oW]
+
+
 def _maxpool2d_forward_flat(xp, x, out, ind, kH, kW, dH, dW, padH, padW):
-    """maxpool2d_forward with fewer than 255 kernel offsets. Each chunk of planes is copied
-    once into dH*dW phase planes (the input rows and columns of one residue modulo the
-    stride; padded with -inf), where every kernel offset is a single shift of one flat phase
-    buffer: each pass is one long 1-D operation instead of a short strided row at a time.
-    The padding never wins (-inf is never strictly greater). The winning offset is tracked
-    as its number (1-based, uint8), then ind = base(oy, ox) + delta[number] with one take,
-    where base is the flat 1-based index of the window's top-left corner and delta the
-    offset's flat shift (ky*iW + kx)."""
+    """maxpool2d_forward with fewer than 255 kernel offsets, on _PhasePlanes padded with
+    -inf (the padding never wins: -inf is never strictly greater). The winning offset is
+    tracked as its number (1-based, uint8), then ind = base(oy, ox) + delta[number] with one
+    take, where base is the flat 1-based index of the window's top-left corner and delta
+    the offset's flat shift (ky*iW + kx)."""
     B, C, iH, iW = x.shape
     oH, oW = out.shape[-2:]
-    QH = _ceil_div(max(padH + iH, (oH - 1) * dH + kH), dH)   # rows of a phase plane
-    QW = _ceil_div(max(padW + iW, (oW - 1) * dW + kW), dW)
-    Q = QH * QW
     base = ((xp.arange(oH, dtype=ind.dtype) * dH - padH) * iW)[:, None] \
         + (xp.arange(oW, dtype=ind.dtype) * dW + (1 - padW))[None, :]
     delta = xp.asarray([0] + [ky * iW + kx for ky in range(kH) for kx in range(kW)],
                        dtype=ind.dtype)
-    # offset (ky, kx) reads phase (ky % dH, kx % dW) shifted by (ky // dH, kx // dW)
-    reads = [((ky % dH) * dW + kx % dW, (ky // dH) * QW + kx // dW)
-             for ky in range(kH) for kx in range(kW)]
-    # where each phase's rows/columns of the padded input meet the image
-    def spans(d, pad, size, q_max):
-        out_ = []
-        for ph in range(d):
-            q0 = max(0, _ceil_div(pad - ph, d))
-            q1 = min(q_max, _floor_div(pad + size - 1 - ph, d) + 1)
-            out_.append((q0, q1, ph + d * q0 - pad))
-        return out_
-    rows, cols = spans(dH, padH, iH, QH), spans(dW, padW, iW, QW)
-    bufs = None
-    for b0, b1, c0, c1 in _chunks(B, C, Q * dH * dW):
+    pp = None
+    for b0, b1, c0, c1 in _chunks(B, C, iH * iW):
         n = (b1 - b0) * (c1 - c0)
-        N = n * Q
-        if bufs is None:   # phase planes (plus a tail the last windows read), max, number, scratch
-            stride = N + (kH // dH + 1) * QW + kW
-            phases = xp.empty(dH * dW * stride, dtype=x.dtype)
-            phases.fill(-np.inf)
-            mx, nm = xp.empty(N, dtype=x.dtype), xp.empty(N, dtype=np.uint8)
-            mask, tmp = xp.empty(N, dtype=bool), xp.empty(N, dtype=np.uint8)
-            bufs = True
-        xc = x[b0:b1, c0:c1].reshape(n, iH, iW)
-        for py, (q0, q1, iy) in enumerate(rows):
-            for px, (r0, r1, ix) in enumerate(cols):
-                if q1 > q0 and r1 > r0:
-                    plane = phases[(py * dW + px) * stride:][:N].reshape(n, QH, QW)
-                    xp.copyto(plane[:, q0:q1, r0:r1],
-                              xc[:, _in_slice(iy, q1 - q0, dH), _in_slice(ix, r1 - r0, dW)])
+        if pp is None:   # sized by the first (largest) chunk
+            pp = _PhasePlanes(xp, x.dtype, n, iH, iW, oH, oW, kH, kW, dH, dW, padH, padW, -np.inf)
+            mx, nm = xp.empty(pp.N, dtype=x.dtype), xp.empty(pp.N, dtype=np.uint8)
+            mask, tmp = xp.empty(pp.N, dtype=bool), xp.empty(pp.N, dtype=np.uint8)
+        N = n * pp.QH * pp.QW
+        pp.load(x[b0:b1, c0:c1])
+        src = [pp.window(ky, kx, n) for ky, kx in pp.offsets()]
         o, nn_, m, t = mx[:N], nm[:N], mask[:N], tmp[:N]
-        src = [phases[ph * stride + sh:ph * stride + sh + N] for ph, sh in reads]
         o.fill(-np.inf)   # NaN never wins: a window of NaN and -inf gives -inf
         for v in src:
             xp.fmax(o, v, out=o)
@@ -533,8 +578,8 @@ def _maxpool2d_forward_flat(xp, x, out, ind, kH, kW, dH, dW, padH, padW):
             xp.add(nn_, t, out=nn_)
         oc, ic = out[b0:b1, c0:c1], ind[b0:b1, c0:c1]
         shape = oc.shape
-        xp.copyto(oc, o.reshape(n, QH, QW)[:, :oH, :oW].reshape(shape))
-        xp.take(delta, nn_.reshape(n, QH, QW)[:, :oH, :oW].reshape(shape), out=ic)
+        xp.copyto(oc, pp.grid(o, n).reshape(shape))
+        xp.take(delta, pp.grid(nn_, n).reshape(shape), out=ic)
         ic += base
         mc = m[:oc.size].reshape(shape)
         xp.greater(oc, -np.inf, out=mc)    # no element > -inf: index 0
@@ -610,37 +655,50 @@ def avgpool2d_divisors(xp, dtype, iH, iW, oH, oW, kH, kW, dH, dW, padH, padW, co
 
 @_small_buffers
 def avgpool2d_forward(x, out, div, kH, kW, dH, dW, padH, padW):
-    """out (B, C, oH, oW) = (sum over the window, in THNN's order) / div."""
+    """out (B, C, oH, oW) = (sum over the window, in THNN's order) / div, on _PhasePlanes
+    padded with zeros (chunk-sized buffers)."""
     xp = array_module(out)
     B, C, iH, iW = x.shape
     oH, oW = out.shape[-2:]
-    out.fill(0)
-    for _, _, ys, xs, iys, ixs, _, _ in _offsets(kH, kW, dH, dW, padH, padW, iH, iW, oH, oW):
-        o = out[:, :, ys, xs]
-        xp.add(o, x[:, :, iys, ixs], out=o)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        xp.divide(out, div, out=out)
+    pp = None
+    for b0, b1, c0, c1 in _chunks(B, C, iH * iW):
+        n = (b1 - b0) * (c1 - c0)
+        if pp is None:
+            pp = _PhasePlanes(xp, x.dtype, n, iH, iW, oH, oW, kH, kW, dH, dW, padH, padW, 0)
+            acc = xp.empty(pp.N, dtype=x.dtype)
+        o = acc[:n * pp.QH * pp.QW]
+        pp.load(x[b0:b1, c0:c1])
+        o.fill(0)
+        for ky, kx in pp.offsets():
+            xp.add(o, pp.window(ky, kx, n), out=o)
+        oc = out[b0:b1, c0:c1]
+        with np.errstate(divide='ignore', invalid='ignore'):
+            xp.divide(pp.grid(o, n).reshape(oc.shape), div, out=oc)
 
 
 @_small_buffers
 def avgpool2d_backward(go, gx, div, kH, kW, dH, dW, padH, padW):
-    """gx (B, C, iH, iW) = sum over windows of go/div (chunk-sized temporary only)."""
+    """gx (B, C, iH, iW) = sum over windows of go/div: go/div on a zero (n, QH, QW) grid is
+    added, shifted, into zeroed _PhasePlanes, which then go back to gx (chunk-sized
+    buffers)."""
     xp = array_module(gx)
     B, C, iH, iW = gx.shape
     oH, oW = go.shape[-2:]
-    gx.fill(0)
-    offs = list(_offsets(kH, kW, dH, dW, padH, padW, iH, iW, oH, oW))
-    tmp = None
-    for b0, b1, c0, c1 in _chunks(B, C, oH * oW):
-        gc, gxc = go[b0:b1, c0:c1], gx[b0:b1, c0:c1]
-        if tmp is None:
-            tmp = xp.empty(gc.shape, dtype=gx.dtype)
-        t = tmp[:gc.shape[0], :gc.shape[1]]
+    pp = None
+    for b0, b1, c0, c1 in _chunks(B, C, iH * iW):
+        n = (b1 - b0) * (c1 - c0)
+        if pp is None:
+            pp = _PhasePlanes(xp, gx.dtype, n, iH, iW, oH, oW, kH, kW, dH, dW, padH, padW, 0)
+            g = xp.zeros(pp.N, dtype=gx.dtype)   # zero outside the outputs, for good
+        gc = g[:n * pp.QH * pp.QW]
+        oc = go[b0:b1, c0:c1]
         with np.errstate(divide='ignore', invalid='ignore'):
-            xp.divide(gc, div, out=t)
-        for _, _, ys, xs, iys, ixs, _, _ in offs:
-            dst = gxc[:, :, iys, ixs]
-            xp.add(dst, t[:, :, ys, xs], out=dst)
+            xp.divide(oc, div, out=pp.grid(gc, n).reshape(oc.shape))
+        pp.buf.fill(0)
+        with np.errstate(invalid='ignore'):   # inf - inf (a zero divisor): NaN, as in C
+            for ky, kx in pp.offsets():
+                pp.add_window(ky, kx, gc)
+        pp.unload(gx[b0:b1, c0:c1])
 
 
 # --------------------------------------------------------------------------- max unpooling
