@@ -207,6 +207,8 @@ def im2col(x, cols, kH, kW, dH, dW, padH, padW):
     B, C, iH, iW = x.shape
     oH, oW = cols.shape[-2:]
     x3 = _flat_planes(x) if _same_width(x, cols, kH, kW, dH, dW) else None
+    if x3 is None and (dH > 1 or dW > 1):
+        return _im2col_phases(xp, x, cols, kH, kW, dH, dW, padH, padW)
     c5 = None if x3 is None else _planes5(cols)
     for ky in range(kH):
         ylo, yhi, iy = window_range(oH, ky, dH, padH, iH)
@@ -238,6 +240,39 @@ def im2col(x, cols, kH, kW, dH, dW, padH, padW):
                 dst[:, :, ylo:yhi, xhi:].fill(0)
 
 
+def _im2col_phases(xp, x, cols, kH, kW, dH, dW, padH, padW):
+    """im2col for a stride above 1: each chunk of planes goes once into zero-padded
+    _PhasePlanes, where every kernel offset is a block of contiguous rows (instead of rows
+    read with a stride)."""
+    B, C, iH, iW = x.shape
+    oH, oW = cols.shape[-2:]
+    pp = None
+    for b0, b1, c0, c1 in _chunks(B, C, iH * iW, cols.size * 4):   # buffers ~1/8 of cols
+        if pp is None:
+            pp = _PhasePlanes(xp, x.dtype, (b1 - b0) * (c1 - c0), iH, iW, oH, oW, kH, kW,
+                              dH, dW, padH, padW, 0)
+        pp.load(x[b0:b1, c0:c1])
+        for ky, kx in pp.offsets():
+            xp.copyto(cols[b0:b1, c0:c1, ky, kx], pp.region(ky, kx, b1 - b0, c1 - c0))
+
+
+def _col2im_phases(xp, cols, x, kH, kW, dH, dW, padH, padW):
+    """col2im for a stride above 1 (x = fold(cols)): each kernel offset is added to a block
+    of contiguous rows of zeroed _PhasePlanes, which then go back to x (chunks of planes)."""
+    B, C, iH, iW = x.shape
+    oH, oW = cols.shape[-2:]
+    pp = None
+    for b0, b1, c0, c1 in _chunks(B, C, iH * iW, cols.size * 4):   # buffers ~1/8 of cols
+        if pp is None:
+            pp = _PhasePlanes(xp, x.dtype, (b1 - b0) * (c1 - c0), iH, iW, oH, oW, kH, kW,
+                              dH, dW, padH, padW, 0)
+        pp.buf.fill(0)
+        for ky, kx in pp.offsets():
+            dst = pp.region(ky, kx, b1 - b0, c1 - c0)
+            xp.add(dst, cols[b0:b1, c0:c1, ky, kx], out=dst)
+        pp.unload(x[b0:b1, c0:c1])
+
+
 @_small_buffers
 def col2im_add(cols, x, kH, kW, dH, dW, padH, padW, zero=False):
     """THNN's unfolded_acc for a whole batch: x (B, C, iH, iW) += fold(cols); with zero=True
@@ -254,6 +289,8 @@ def col2im_add(cols, x, kH, kW, dH, dW, padH, padW, zero=False):
     # "same" convolution (stride 1, oH*oW == iH*iW, centre offset inside the kernel): the
     # centre offset covers every input position once, so x = that plane, then add the rest
     assign = (x3 is not None and oH == iH and padH < kH and padW < kW)
+    if zero and x3 is None and (dH > 1 or dW > 1):
+        return _col2im_phases(xp, cols, x, kH, kW, dH, dW, padH, padW)
     if assign:
         xp.copyto(x3, _planes5(cols)[:, :, padH, padW])
     elif zero:
@@ -538,6 +575,14 @@ class _PhasePlanes:
         """The phase planes back into a (b, c, iH, iW) block of input planes."""
         for src, idx in self._interiors(*gxc.shape[:2]):
             self.xp.copyto(gxc[idx], src)
+
+    def region(self, ky, kx, b, c):
+        """The (b, c, oH, oW) block of the phase planes that offset (ky, kx) reads for the
+        outputs: rows of oW contiguous elements."""
+        ph = (ky % self.dH) * self.dW + kx % self.dW
+        plane = self.buf[ph * self.stride:][:b * c * self.QH * self.QW].reshape(b, c, self.QH, self.QW)
+        y, x = ky // self.dH, kx // self.dW
+        return plane[:, :, y:y + self.oH, x:x + self.oW]
 
     def grid(self, flat, n):
         """The outputs (n, oH, oW) of a flat (n, QH, QW) grid."""
