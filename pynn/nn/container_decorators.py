@@ -4,7 +4,7 @@ criterion or only pass data through: CriterionTable, PrintSize.
 
 Each follows its Lua file (nn/<Class>.lua): which tensor object is whose output, the fields it
 keeps, its printing. nn.GPU and nn.Profile's torch.Timer load and save as Lua writes them (see
-pynn/serialization.py: a class's `write(file)` / `read(file, version)` with file:writeObject /
+pynn/serialization: a class's `write(file)` / `read(file, version)` with file:writeObject /
 file:readObject, as Lua's)."""
 import math
 
