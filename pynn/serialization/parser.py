@@ -118,6 +118,7 @@ class _Parser:
         i32, f64 = _I32.unpack_from, _F64.unpack_from
         objects, nodes = self.objects, self.nodes
         nobj = len(objects)
+        strings = {}
         # the object being filled (top: None for the root's slot), how many children it
         # takes and has; the frames of its waiting ancestors on the stack
         top, need, vals = None, 1, []
@@ -129,12 +130,16 @@ class _Parser:
                 pos += 8
                 if n < 0 or n > end - pos:
                     raise _Fallback
-                value = data[pos:pos + n]
+                raw = data[pos:pos + n]
                 pos += n
-                try:
-                    value = value.decode('utf-8')
-                except UnicodeDecodeError:
-                    pass
+                value = strings.get(raw)
+                if value is None:   # field names repeat: one str each (its hash made once)
+                    try:
+                        value = raw.decode('utf-8')
+                    except UnicodeDecodeError:
+                        value = raw
+                    if n <= 64:
+                        strings[raw] = value
             elif tag == TYPE_NUMBER:
                 value, = f64(data, pos + 4)
                 pos += 12
