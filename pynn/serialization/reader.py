@@ -130,7 +130,8 @@ class _Builder:
         if _Table not in ktypes:   # no Lua table as a key (those need TableKey): at C speed
             if _Torch in ktypes or _Func in ktypes:   # objects as keys (nngraph's node maps)
                 keys = [k.obj if isinstance(k, _Node) else k for k in keys]
-            if not any(isinstance(k, (list, dict)) for k in keys if type(k) not in _PLAIN_KEYS):
+            if ktypes <= _PLAIN_KEYS or not any(issubclass(t, (list, dict))
+                                                for t in set(map(type, keys))):
                 obj.update(zip(keys, vals))
                 if len(obj) == len(keys):
                     return
@@ -158,7 +159,7 @@ class _Builder:
         t, size, stride, off = node.obj, node.size, node.stride, node.soffset
         st = _val(node.payload)
         where = node.offset
-        if any(s < 0 for s in size) or any(s < 0 for s in stride) or off < 0:
+        if min(size, default=0) < 0 or min(stride, default=0) < 0 or off < 0:
             raise T7FormatError('%s with a negative size, stride or offset (size %s, stride %s, offset %d)'
                                 % (node.name, size, stride, off + 1), where)
         if st is None:
