@@ -244,13 +244,9 @@ def _im2col_phases(xp, x, cols, kH, kW, dH, dW, padH, padW):
     """im2col for a stride above 1: each chunk of planes goes once into zero-padded
     _PhasePlanes, where every kernel offset is a block of contiguous rows (instead of rows
     read with a stride)."""
-    B, C, iH, iW = x.shape
     oH, oW = cols.shape[-2:]
-    pp = None
-    for b0, b1, c0, c1 in _chunks(B, C, iH * iW, cols.size * 4):   # buffers ~1/8 of cols
-        if pp is None:
-            pp = _PhasePlanes(xp, x.dtype, (b1 - b0) * (c1 - c0), iH, iW, oH, oW, kH, kW,
-                              dH, dW, padH, padW, 0)
+    for b0, b1, c0, c1, _, pp in _phase_chunks(xp, x.dtype, x.shape, oH, oW, kH, kW, dH, dW,
+                                               padH, padW, 0, cols.size * 4):   # ~1/8 of cols
         pp.load(x[b0:b1, c0:c1])
         for ky, kx in pp.offsets():
             xp.copyto(cols[b0:b1, c0:c1, ky, kx], pp.region(ky, kx, b1 - b0, c1 - c0))
@@ -259,13 +255,9 @@ def _im2col_phases(xp, x, cols, kH, kW, dH, dW, padH, padW):
 def _col2im_phases(xp, cols, x, kH, kW, dH, dW, padH, padW):
     """col2im for a stride above 1 (x = fold(cols)): each kernel offset is added to a block
     of contiguous rows of zeroed _PhasePlanes, which then go back to x (chunks of planes)."""
-    B, C, iH, iW = x.shape
     oH, oW = cols.shape[-2:]
-    pp = None
-    for b0, b1, c0, c1 in _chunks(B, C, iH * iW, cols.size * 4):   # buffers ~1/8 of cols
-        if pp is None:
-            pp = _PhasePlanes(xp, x.dtype, (b1 - b0) * (c1 - c0), iH, iW, oH, oW, kH, kW,
-                              dH, dW, padH, padW, 0)
+    for b0, b1, c0, c1, _, pp in _phase_chunks(xp, x.dtype, x.shape, oH, oW, kH, kW, dH, dW,
+                                               padH, padW, 0, cols.size * 4):   # ~1/8 of cols
         pp.buf.fill(0)
         for ky, kx in pp.offsets():
             dst = pp.region(ky, kx, b1 - b0, c1 - c0)
@@ -589,6 +581,18 @@ class _PhasePlanes:
         return flat.reshape(n, self.QH, self.QW)[:, :self.oH, :self.oW]
 
 
+def _phase_chunks(xp, dtype, shape, oH, oW, kH, kW, dH, dW, padH, padW, pad_value, total=None):
+    """Chunks (b0, b1, c0, c1, n planes) of a (B, C, iH, iW) batch with one _PhasePlanes for
+    all, sized by the first (largest) chunk; yields (b0, b1, c0, c1, n, planes)."""
+    B, C, iH, iW = shape
+    pp = None
+    for b0, b1, c0, c1 in _chunks(B, C, iH * iW, total):
+        n = (b1 - b0) * (c1 - c0)
+        if pp is None:
+            pp = _PhasePlanes(xp, dtype, n, iH, iW, oH, oW, kH, kW, dH, dW, padH, padW, pad_value)
+        yield b0, b1, c0, c1, n, pp
+
+
 def _maxpool2d_forward_flat(xp, x, out, ind, kH, kW, dH, dW, padH, padW):
     """maxpool2d_forward with fewer than 255 kernel offsets, on _PhasePlanes padded with
     -inf (the padding never wins: -inf is never strictly greater). The winning offset is
@@ -601,11 +605,10 @@ def _maxpool2d_forward_flat(xp, x, out, ind, kH, kW, dH, dW, padH, padW):
         + (xp.arange(oW, dtype=ind.dtype) * dW + (1 - padW))[None, :]
     delta = xp.asarray([0] + [ky * iW + kx for ky in range(kH) for kx in range(kW)],
                        dtype=ind.dtype)
-    pp = None
-    for b0, b1, c0, c1 in _chunks(B, C, iH * iW):
-        n = (b1 - b0) * (c1 - c0)
-        if pp is None:   # sized by the first (largest) chunk
-            pp = _PhasePlanes(xp, x.dtype, n, iH, iW, oH, oW, kH, kW, dH, dW, padH, padW, -np.inf)
+    mx = None
+    for b0, b1, c0, c1, n, pp in _phase_chunks(xp, x.dtype, x.shape, oH, oW, kH, kW, dH, dW,
+                                               padH, padW, -np.inf):
+        if mx is None:   # sized by the first (largest) chunk
             mx, nm = xp.empty(pp.N, dtype=x.dtype), xp.empty(pp.N, dtype=np.uint8)
             mask, tmp = xp.empty(pp.N, dtype=bool), xp.empty(pp.N, dtype=np.uint8)
         N = n * pp.QH * pp.QW
@@ -705,11 +708,10 @@ def avgpool2d_forward(x, out, div, kH, kW, dH, dW, padH, padW):
     xp = array_module(out)
     B, C, iH, iW = x.shape
     oH, oW = out.shape[-2:]
-    pp = None
-    for b0, b1, c0, c1 in _chunks(B, C, iH * iW):
-        n = (b1 - b0) * (c1 - c0)
-        if pp is None:
-            pp = _PhasePlanes(xp, x.dtype, n, iH, iW, oH, oW, kH, kW, dH, dW, padH, padW, 0)
+    acc = None
+    for b0, b1, c0, c1, n, pp in _phase_chunks(xp, x.dtype, x.shape, oH, oW, kH, kW, dH, dW,
+                                               padH, padW, 0):
+        if acc is None:
             acc = xp.empty(pp.N, dtype=x.dtype)
         o = acc[:n * pp.QH * pp.QW]
         pp.load(x[b0:b1, c0:c1])
@@ -729,11 +731,10 @@ def avgpool2d_backward(go, gx, div, kH, kW, dH, dW, padH, padW):
     xp = array_module(gx)
     B, C, iH, iW = gx.shape
     oH, oW = go.shape[-2:]
-    pp = None
-    for b0, b1, c0, c1 in _chunks(B, C, iH * iW):
-        n = (b1 - b0) * (c1 - c0)
-        if pp is None:
-            pp = _PhasePlanes(xp, gx.dtype, n, iH, iW, oH, oW, kH, kW, dH, dW, padH, padW, 0)
+    g = None
+    for b0, b1, c0, c1, n, pp in _phase_chunks(xp, gx.dtype, gx.shape, oH, oW, kH, kW, dH, dW,
+                                               padH, padW, 0):
+        if g is None:
             g = xp.zeros(pp.N, dtype=gx.dtype)   # zero outside the outputs, for good
         gc = g[:n * pp.QH * pp.QW]
         oc = go[b0:b1, c0:c1]

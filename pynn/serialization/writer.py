@@ -160,10 +160,13 @@ class _Writer:
             except UnicodeEncodeError as err:
                 raise ValueError('cannot save the string at %s: %s' % (path, err)) from None
             return
-        if isinstance(obj, tuple):   # a fresh table each time: no reference
-            e.int(TYPE_TABLE)
-            self.count += 1
-            e.int(self.count)
+        if isinstance(obj, (tuple, list)) and not isinstance(obj, TdsVec):   # TdsVec: below
+            if isinstance(obj, tuple):   # a fresh table each time: no reference
+                e.int(TYPE_TABLE)
+                self.count += 1
+                e.int(self.count)
+            elif self._new_ref(obj, TYPE_TABLE):
+                return
             e.int(len(obj))
             for i, v in enumerate(obj):
                 e.int(TYPE_NUMBER)
@@ -192,15 +195,6 @@ class _Writer:
                 for k, v in obj.items():
                     yield _unkey(k, path), path + '<key>'
                     yield v, '%s[%r]' % (path, k)
-            return
-        if isinstance(obj, list):
-            if self._new_ref(obj, TYPE_TABLE):
-                return
-            e.int(len(obj))
-            for i, v in enumerate(obj):
-                e.int(TYPE_NUMBER)
-                e.double(float(i + 1))
-                yield v, '%s[%d]' % (path, i)
             return
         if isinstance(obj, dict):
             if self._new_ref(obj, TYPE_TABLE):
