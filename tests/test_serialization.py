@@ -863,3 +863,14 @@ def test_fast_reader_hands_irregular_files_to_the_careful_one():
     assert [o.x for o in got] == [7, 8] and got[0]._pynn_version == 0 and got[1]._pynn_version == 1
     e = format_error(table(1, (number(1), i32(3) + i32(5) + i32(0))), 'points to no object')
     assert e.offset == 4 * 3 + 12 + 4
+
+
+def test_truncated_repeated_storage_names_its_type():
+    # the second storage's head was seen before (the fast reader's shortcut): a truncated
+    # payload is still reported by the careful reader, with its type and size
+    first = storage(2, 'torch.DoubleStorage', np.arange(3, dtype='<f8'))
+    second = storage(3, 'torch.DoubleStorage', np.arange(5, dtype='<f8'))
+    data = table(1, (number(1), first), (number(2), second))
+    assert loads(data)[1].tolist() == [0, 1, 2, 3, 4]
+    e = format_error(data[:-8], 'torch.DoubleStorage of 5 elements')
+    assert e.offset == len(data) - 5 * 8

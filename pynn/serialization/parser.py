@@ -6,7 +6,7 @@ from .objects import (TYPE_NIL, TYPE_NUMBER, TYPE_STRING, TYPE_TABLE, TYPE_TORCH
                       TYPE_FUNCTION, LEGACY_TYPE_RECUR_FUNCTION, TYPE_RECUR_FUNCTION, MAX_DEPTH,
                       MAX_DIMS, TYPES, _UNREADABLE, _lua_objects, _CLASS_NAME, T7FormatError,
                       T7FunctionError, _Classes)
-from .sources import _I32, _F64, _BinaryReader
+from .sources import _I32, _I64, _F64, _BinaryReader
 
 
 # --- parsing: file bytes -> nodes ---------------------------------------------------------------
@@ -317,7 +317,7 @@ class _Parser:
         return node, 1
 
     def _torch_fast(self, start):
-        """_torch_head for a tensor or an object whose version and class name were seen
+        """_torch_head for a tensor, storage or object whose version and class name were seen
         before: read in place (most objects of a network file); else _torch_head."""
         r = self.r
         data, pos = r.data, r.pos
@@ -332,7 +332,7 @@ class _Parser:
         seen = self.heads.get((head, name))
         if seen is None or m < 0 or n < 0:
             node, need = self._torch_head(start)
-            if node.what in ('tensor', 'object') and node.multi is None:
+            if node.what in ('tensor', 'object', 'storage') and node.multi is None:
                 self.heads[head, name] = (node.name, node.version, node.what, getattr(node, 'kind', None),
                                           getattr(node, 'device', None))
             return node, need
@@ -347,6 +347,16 @@ class _Parser:
         if what == 'object':
             r.pos = p
             return node, 1
+        if what == 'storage':
+            n, = _I64.unpack_from(data, p)
+            if n < 0:
+                raise _Fallback
+            r.pos = p + 8
+            try:
+                node.payload = r.array(node.kind, n, 'a storage')
+            except T7FormatError:   # the careful reader says it with the storage's type
+                raise _Fallback from None
+            return node, 0
         ndim, = i32(data, p)
         if not 0 <= ndim <= MAX_DIMS:
             raise _Fallback
