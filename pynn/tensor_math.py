@@ -525,9 +525,6 @@ def _split_result(args, nres):
 
 def _reduce(name, f, default=None):
     """sum/prod/mean: f(x) -> number; f(x, d) -> tensor keeping d; f(r, x, d)."""
-    def method(self, *args):
-        return func(self, *args)
-
     def func(*args):
         res, args = _split_result(args, 1)
         x = _need_t(name, args[0])
@@ -539,7 +536,7 @@ def _reduce(name, f, default=None):
         arr = f(_xp(x), _a(x), d)
         r = res[0] if res else _new(x)
         return _put(r, arr)
-    return method, func
+    return func, func   # the method is the function: self comes as its first argument
 
 
 def _extreme(name, pick):
@@ -563,9 +560,7 @@ def _extreme(name, pick):
         r, ri = res if res else (_new(x), _new(x, 'Long'))
         return _put(r, vals), _put(ri, idx + 1)
 
-    def method(self, *args):
-        return func(self, *args)
-    return method, func
+    return func, func   # the method is the function: self comes as its first argument
 
 
 def _kth(name, choose):
@@ -593,9 +588,7 @@ def _kth(name, choose):
         r, ri = res if res else (_new(x), _new(x, 'Long'))
         return _put(r, vals), _put(ri, idx + 1)
 
-    def method(self, *args):
-        return func(self, *args)
-    return method, func
+    return func, func   # the method is the function: self comes as its first argument
 
 
 def _pick_median(xp, srt, n, k, d):
@@ -670,9 +663,7 @@ def _cum(name, f):
         r = res[0] if res else _new(x)
         return _put(r, f(_xp(x), _a(x), d))
 
-    def method(self, *args):
-        return func(self, *args)
-    return method, func
+    return func, func   # the method is the function: self comes as its first argument
 
 
 def _var_like(name, take_sqrt):
@@ -695,9 +686,7 @@ def _var_like(name, take_sqrt):
         r = res[0] if res else _new(x)
         return _put(r, xp.sqrt(v) if take_sqrt else v)
 
-    def method(self, *args):
-        return func(self, *args)
-    return method, func
+    return func, func   # the method is the function: self comes as its first argument
 
 
 def _pnorm(xp, a, p, axis=None):
@@ -764,9 +753,7 @@ def _filled_ctor(name, value):
         r.resize(*size)
         return r.fill(value)
 
-    def method(self, *args):
-        return func(self, *args)
-    return method, func
+    return func, func   # the method is the function: self comes as its first argument
 
 
 def eye(*args):
