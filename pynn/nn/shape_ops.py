@@ -42,6 +42,17 @@ def squeeze(t, dim=None):
     return _alias(t, [size[i] for i in keep], [stride[i] for i in keep])
 
 
+def _view_back(m, input, gradOutput):
+    """updateGradInput of the modules whose output is a view of the input (Squeeze,
+    Unsqueeze, Collapse): gradInput is gradOutput viewed with the input's size."""
+    if not _is_tensor(gradOutput) or gradOutput.nElement() != input.nElement():
+        m._fail('a gradOutput with %d elements' % input.nElement(), gradOutput)
+    if not gradOutput.isContiguous() or gradOutput.type() != m.gradInput.type():
+        m._fail('a contiguous %s gradOutput' % m.gradInput.type(), gradOutput)
+    m.gradInput.set(gradOutput.view(*input.size()))
+    return m.gradInput
+
+
 class Contiguous(Module):
     """output = input when contiguous (the same view), else a contiguous copy."""
 
@@ -109,12 +120,7 @@ class Squeeze(Module):
         return self.output
 
     def updateGradInput(self, input, gradOutput):
-        if not _is_tensor(gradOutput) or gradOutput.nElement() != input.nElement():
-            self._fail('a gradOutput with %d elements' % input.nElement(), gradOutput)
-        if not gradOutput.isContiguous() or gradOutput.type() != self.gradInput.type():
-            self._fail('a contiguous %s gradOutput' % self.gradInput.type(), gradOutput)
-        self.gradInput.set(gradOutput.view(*input.size()))
-        return self.gradInput
+        return _view_back(self, input, gradOutput)
 
 
 class Unsqueeze(Module):
@@ -158,12 +164,7 @@ class Unsqueeze(Module):
         return self.output
 
     def updateGradInput(self, input, gradOutput):
-        if not _is_tensor(gradOutput) or gradOutput.nElement() != input.nElement():
-            self._fail('a gradOutput with %d elements' % input.nElement(), gradOutput)
-        if not gradOutput.isContiguous() or gradOutput.type() != self.gradInput.type():
-            self._fail('a contiguous %s gradOutput' % self.gradInput.type(), gradOutput)
-        self.gradInput.set(gradOutput.view(*input.size()))
-        return self.gradInput
+        return _view_back(self, input, gradOutput)
 
     def __tostring__(self):
         return '%s(dim %s)' % (self.__typename__, self.pos)
@@ -366,12 +367,7 @@ class Collapse(Module):
         return self.output
 
     def updateGradInput(self, input, gradOutput):
-        if not _is_tensor(gradOutput) or gradOutput.nElement() != input.nElement():
-            self._fail('a gradOutput with %d elements' % input.nElement(), gradOutput)
-        if not gradOutput.isContiguous() or gradOutput.type() != self.gradInput.type():
-            self._fail('a contiguous %s gradOutput' % self.gradInput.type(), gradOutput)
-        self.gradInput.set(gradOutput.view(*input.size()))
-        return self.gradInput
+        return _view_back(self, input, gradOutput)
 
     def clearState(self):
         # Lua drops _input only (output and gradInput are views kept as they are)
