@@ -219,6 +219,31 @@ def test_avgpool(cfg, include):
         np.testing.assert_allclose(as_batch(gi.numpy(), batch), xt.grad.numpy(), atol=TOL, rtol=0)
 
 
+@pytest.mark.parametrize('dH,dW,ceil', [(2, 2, False), (2, 2, True), (1, 3, True), (3, 1, False)])
+def test_avgpool_1x1_subsample_bitwise_as_thnn(dH, dW, ceil):
+    # kernel 1x1 without padding (ResNet's shortcut A) is a strided copy: THNN's value bit for
+    # bit, -0.0 included (its sum starts at +0), NaN and inf passed through
+    x = np.random.default_rng(9).standard_normal((2, 3, 7, 8))
+    x[0, 0, 0, :4] = [-0.0, np.nan, np.inf, -np.inf]
+    x[1, 2, 2, 0] = -0.0
+    m = nn.SpatialAveragePooling(1, 1, dW, dH)
+    if ceil:
+        m.ceil()
+    y = m.forward(T(x)).numpy()
+    ry = avgpool_thnn(x, 1, 1, dH, dW, 0, 0, ceil, True)
+    assert y.shape == ry.shape
+    assert np.array_equal(y, ry, equal_nan=True) and np.array_equal(np.signbit(y), np.signbit(ry))
+    go = np.random.default_rng(10).standard_normal(y.shape)
+    go.reshape(-1)[:3] = [-0.0, np.nan, np.inf]
+    gi = m.backward(T(x), T(go)).numpy()
+    rgi = np.zeros_like(x)
+    for i in range(y.shape[2]):
+        for j in range(y.shape[3]):
+            if i * dH < x.shape[2] and j * dW < x.shape[3]:   # windows past the end: no input
+                rgi[:, :, i * dH, j * dW] += go[:, :, i, j]
+    assert np.array_equal(gi, rgi, equal_nan=True) and np.array_equal(np.signbit(gi), np.signbit(rgi))
+
+
 def test_avgpool_defaults_and_divide():
     m = nn.SpatialAveragePooling(3, 3)
     assert (m.dW, m.dH, m.padW, m.padH) == (1, 1, 0, 0)  # Lua: stride defaults to 1

@@ -457,6 +457,154 @@ def conv2d_mm_backward_weight(go, cols, gw2, gbias, scale, budget=None, scratch=
         gbias += s
 
 
+# --------------------------------------------------------------------------- convolution (grid)
+# Stride-1 convolutions with few input planes (e.g. the 16-plane layers of CIFAR ResNets) make
+# im2col's GEMM a poor one: K = C*kH*kW is short, and the unfolded input is kH*kW copies of
+# the data. Here the batch is laid out once as a "grid" (C, images x rows x Wg): the planes
+# with zero rows and columns between them, so that every kernel offset (ky, kx) is the constant
+# shift ky*Wg + kx of the flat grid. Only the kW column shifts are materialised (kW copies,
+# rows (kx, c)); the kH row shifts are folded into the GEMM's output rows (ky, o) and summed
+# with shifted slices afterwards: one GEMM of (kH*nOut) x (kW*C) by (kW*C) x (grid length),
+# whose dimensions suit BLAS better, over kW/(kH*kW) of im2col's data.
+_GRID_CHUNK = 1 << 18   # elements of the GEMM's output block (~1 MiB in float32: stays in cache)
+
+
+def grid_geometry(H, W, kH, kW, padH, padW):
+    """(rows per image, row width) of the grid of H x W planes: zero rows and columns between
+    planes, enough for the padding on both sides of any kernel offset."""
+    return H + max(padH, kH - 1 - padH), W + max(padW, kW - 1 - padW)
+
+
+def grid_row_length(B, H, W, kH, kW, padH, padW):
+    """Elements per (kx, c) row of the shifted grid of B planes: the output positions of all
+    images plus the reach of the last row shift, plus kW - 1 for the column shifts."""
+    Hs, Wg = grid_geometry(H, W, kH, kW, padH, padW)
+    return B * Hs * Wg + (kH - 1) * Wg + kW - 1
+
+
+def conv2d_grid_fits(B, C, H, W, kH, kW, dH, dW, padH, padW, room):
+    """Whether the grid algorithm is the one to use for a convolution of B x C x H x W input
+    planes, and its shifted grid fits in `room` elements (finput's, for the forward): stride
+    1, a 2-D kernel, the padding within the kernel, kW*C between 24 and 64 (the regime where
+    it beats im2col + GEMM; measured in benchmarks/conv_kinds.py) and at most ~15% of the
+    grid spent on separating zeros."""
+    if dH != 1 or dW != 1 or kH < 2 or kW < 2 or padH > kH - 1 or padW > kW - 1:
+        return False
+    if not 24 <= kW * C <= 64:
+        return False
+    Hs, Wg = grid_geometry(H, W, kH, kW, padH, padW)
+    oH, oW = H + 2 * padH - kH + 1, W + 2 * padW - kW + 1
+    if oH < 1 or oW < 1 or Hs * Wg > 1.15 * oH * oW:
+        return False
+    return kW * C * grid_row_length(B, H, W, kH, kW, padH, padW) <= room
+
+
+def conv2d_grid_load(x, gbuf, kH, kW, padH, padW):
+    """Lay x (B, C, H, W) out in gbuf (flat) as the kW column shifts of its grid; returns the
+    (kW*C, S) matrix (rows (kx, c)) whose column q + ky*Wg is the input under kernel offset
+    (ky, 0) of the output at grid position q."""
+    xp = array_module(gbuf)
+    B, C, H, W = x.shape
+    Hs, Wg = grid_geometry(H, W, kH, kW, padH, padW)
+    S = grid_row_length(B, H, W, kH, kW, padH, padW)
+    g3 = gbuf[:kW * C * S].reshape(kW, C, S)
+    g0 = g3[0]
+    g0.fill(0)
+    off = padH * Wg + padW
+    planes = g0[:, off:off + B * Hs * Wg].reshape(C, B, Hs, Wg)[:, :, :H, :W]
+    xp.copyto(planes, x.transpose(1, 0, 2, 3))
+    for kx in range(1, kW):
+        xp.copyto(g3[kx][:, :S - kx], g0[:, kx:])
+        g3[kx][:, S - kx:].fill(0)
+    return g3.reshape(kW * C, S)
+
+
+def _grid_images(B, rows, per, room):
+    """Images per GEMM block whose (rows x images*per) output stays within _GRID_CHUNK
+    elements and 1/16 of `room` (the buffer it works beside), at least one image."""
+    return max(1, min(B, min(_GRID_CHUNK, room // 16) // max(1, rows * per)))
+
+
+@_small_buffers
+def conv2d_grid_forward(x, w4, bias, gbuf, out, padH, padW):
+    """out (B, nOut, oH, oW) = conv(x (B, C, H, W), w4 (nOut, C, kH, kW)) + bias, stride 1.
+
+    gbuf: flat array of at least kW*C*grid_row_length(...) elements (finput's storage); it
+    keeps the shifted grid for conv2d_grid_backward_weight. Temporaries: the GEMM's output
+    for a block of images (about _GRID_CHUNK elements) and the rearranged weight."""
+    xp = array_module(out)
+    B, C, H, W = x.shape
+    nOut, _, kH, kW = w4.shape
+    oH, oW = out.shape[2:]
+    Hs, Wg = grid_geometry(H, W, kH, kW, padH, padW)
+    m = conv2d_grid_load(x, gbuf, kH, kW, padH, padW)
+    wm = xp.ascontiguousarray(w4.transpose(2, 0, 3, 1)).reshape(kH * nOut, kW * C)
+    per, reach = Hs * Wg, (kH - 1) * Wg
+    nb = _grid_images(B, kH * nOut, per, gbuf.size)
+    r_buf = xp.empty(kH * nOut * (nb * per + reach), dtype=out.dtype)
+    for b0 in range(0, B, nb):
+        n = min(B, b0 + nb) - b0
+        nq = n * per
+        r = r_buf[:kH * nOut * (nq + reach)].reshape(kH * nOut, nq + reach)
+        xp.matmul(wm, m[:, b0 * per:b0 * per + nq + reach], out=r)
+        dst = out[b0:b0 + n].transpose(1, 0, 2, 3)
+
+        def shifted(ky):   # output rows (ky, o) at grid position q + ky*Wg, as (nOut, n, oH, oW)
+            blk = r[ky * nOut:(ky + 1) * nOut, ky * Wg:ky * Wg + nq]
+            return blk.reshape(nOut, n, Hs, Wg)[:, :, :oH, :oW]
+        xp.add(shifted(0), shifted(1), out=dst)
+        for ky in range(2, kH):
+            xp.add(dst, shifted(ky), out=dst)
+        if bias is not None:
+            dst += bias[:, None, None, None]
+
+
+def conv2d_grid_backward_input(go, w4, gbuf, gx, padH, padW):
+    """gx (B, C, H, W) = the gradient of conv2d_grid_forward's input for gradOutput go: the
+    convolution of go with w4's flipped kernels (input and output planes exchanged) and the
+    complementary padding kH-1-padH, kW-1-padW. gbuf: scratch for go's shifted grid."""
+    kH, kW = w4.shape[2:]
+    conv2d_grid_forward(go, w4.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1], None, gbuf, gx,
+                        kH - 1 - padH, kW - 1 - padW)
+
+
+@_small_buffers
+def conv2d_grid_backward_weight(go, m, H, W, gw4, gbias, scale, padH, padW):
+    """gw4 (nOut, C, kH, kW) += scale * dL/dw, gbias += scale * sum(go), for go (B, nOut, oH,
+    oW) and m, the shifted grid of the input (conv2d_grid_load's matrix). gradOutput is laid
+    out on the output grid (zeros between planes) a block of images at a time; then each
+    row shift ky is one GEMM m[:, shifted by ky*Wg] @ go_grid^T."""
+    xp = array_module(gw4)
+    B, nOut, oH, oW = go.shape
+    _, C, kH, kW = gw4.shape
+    Hs, Wg = grid_geometry(H, W, kH, kW, padH, padW)
+    per = Hs * Wg
+    nb = _grid_images(B, nOut, per, m.size)
+    g_buf = xp.empty(nOut * nb * per, dtype=gw4.dtype)
+    acc = xp.zeros((kH, kW * C, nOut), dtype=gw4.dtype)
+    t = xp.empty((kW * C, nOut), dtype=gw4.dtype)
+    for b0 in range(0, B, nb):
+        n = min(B, b0 + nb) - b0
+        nq = n * per
+        g = g_buf[:nOut * nq].reshape(nOut, nq)
+        planes = g.reshape(nOut, n, Hs, Wg)
+        planes[:, :, oH:].fill(0)
+        planes[:, :, :oH, oW:].fill(0)
+        xp.copyto(planes[:, :, :oH, :oW], go[b0:b0 + n].transpose(1, 0, 2, 3))
+        for ky in range(kH):
+            q0 = b0 * per + ky * Wg
+            xp.matmul(m[:, q0:q0 + nq], g.T, out=t)
+            acc[ky] += t
+    if scale != 1:
+        acc *= scale
+    gw4 += acc.reshape(kH, kW, C, nOut).transpose(3, 2, 0, 1)   # (ky, kx, c, o) -> (o, c, ky, kx)
+    if gbias is not None:
+        s = go.sum(axis=(0, 2, 3))
+        if scale != 1:
+            s *= scale
+        gbias += s
+
+
 # --------------------------------------------------------------------------- max pooling
 @_small_buffers
 def maxpool2d_forward(x, out, ind, kH, kW, dH, dW, padH, padW):
@@ -701,6 +849,13 @@ def avgpool2d_divisors(xp, dtype, iH, iW, oH, oW, kH, kW, dH, dW, padH, padW, co
     return xp.asarray(div.astype(dtype))
 
 
+def _subsample(kH, kW, padH, padW, iH, iW, oH, oW, dH, dW):
+    """A 1x1 pool without padding whose windows all start inside the planes (THNN's ceil
+    mode can add windows past the end): a strided copy."""
+    return (kH == kW == 1 and padH == padW == 0
+            and (oH - 1) * dH < iH and (oW - 1) * dW < iW)
+
+
 @_small_buffers
 def avgpool2d_forward(x, out, div, kH, kW, dH, dW, padH, padW):
     """out (B, C, oH, oW) = (sum over the window, in THNN's order) / div, on _PhasePlanes
@@ -708,6 +863,11 @@ def avgpool2d_forward(x, out, div, kH, kW, dH, dW, padH, padW):
     xp = array_module(out)
     B, C, iH, iW = x.shape
     oH, oW = out.shape[-2:]
+    if _subsample(kH, kW, padH, padW, iH, iW, oH, oW, dH, dW):   # ResNet's shortcut A
+        with np.errstate(divide='ignore', invalid='ignore'):
+            xp.divide(x[:, :, :(oH - 1) * dH + 1:dH, :(oW - 1) * dW + 1:dW], div, out=out)
+        out += 0   # THNN's sum starts at 0: -0.0 comes out as +0.0
+        return
     acc = None
     for b0, b1, c0, c1, n, pp in _phase_chunks(xp, x.dtype, x.shape, oH, oW, kH, kW, dH, dW,
                                                padH, padW, 0):
@@ -731,6 +891,13 @@ def avgpool2d_backward(go, gx, div, kH, kW, dH, dW, padH, padW):
     xp = array_module(gx)
     B, C, iH, iW = gx.shape
     oH, oW = go.shape[-2:]
+    if _subsample(kH, kW, padH, padW, iH, iW, oH, oW, dH, dW):   # one input per output
+        gx.fill(0)
+        dst = gx[:, :, :(oH - 1) * dH + 1:dH, :(oW - 1) * dW + 1:dW]
+        with np.errstate(divide='ignore', invalid='ignore'):
+            xp.divide(go, div, out=dst)
+        dst += 0
+        return
     g = None
     for b0, b1, c0, c1, n, pp in _phase_chunks(xp, gx.dtype, gx.shape, oH, oW, kH, kW, dH, dW,
                                                padH, padW, 0):

@@ -14,6 +14,8 @@ accGradParameters, gradInput before its col2im in updateGradInput) when it is bi
 else into chunk-sized temporaries.
 """
 
+import numpy as np
+
 from ...tensor import Tensor
 from ..module import Module, clear, uniform_reset
 from .. import functional as F
@@ -149,6 +151,25 @@ class _SpatialConvolutionMMBase(Module):
         about 1/16 of finput (THNN's biggest buffer), at least one image and 64K elements."""
         return max(nOut * L, (B * K * L + nOut * K) // 16, 1 << 16)
 
+    def _w4d(self, w, nOut, nIn):
+        return w.numpy().reshape(nOut, nIn, self.kH, self.kW)
+
+    def _grid_buffer(self, t, batch, B, C, H, W, *live, pads=None):
+        """The flat elements of buffer t (finput or fgradInput) for the grid algorithm
+        (functional.conv2d_grid_*) on B x C x H x W planes, when that algorithm is the one
+        to use and t is free to hold it; else None (im2col + GEMM)."""
+        kW, kH, dW, dH, padW, padH = self._params()
+        padH, padW = pads or (padH, padW)
+        if not batch or B < 2 or F.array_module(t.numpy()) is not np:
+            return None
+        if not F.conv2d_grid_fits(B, C, H, W, kH, kW, dH, dW, padH, padW, t.nElement()):
+            return None
+        return self._dead(t, t.nElement(), *live)
+
+    def _grid_key(self, input, nIn):
+        """What finput's grid was made from (checked by accGradParameters)."""
+        return (input.size(), self._params(), id(self.finput.storage()))
+
     @staticmethod
     def _dead(t, need, *live):
         """The elements of t, a buffer of this module whose content is dead during the call
@@ -158,13 +179,16 @@ class _SpatialConvolutionMMBase(Module):
         if not isinstance(t, Tensor) or need <= 0 or t.nElement() < need or t.is_meta():
             return None
         st = t.storage()
-        for u in live:
-            if isinstance(u, Tensor) and u.storage() is st:
-                return None
         n = t.nElement()
         if 1 + sum((sz - 1) * sd for sz, sd in zip(t.size(), t.stride())) != n:
             return None
         off = t.storageOffset() - 1
+        for u in live:   # elements of a live tensor in the same storage (an optnet arena)?
+            if isinstance(u, Tensor) and u.storage() is st and u.nElement():
+                lo = u.storageOffset() - 1
+                hi = lo + 1 + sum((sz - 1) * sd for sz, sd in zip(u.size(), u.stride()))
+                if lo < off + n and off < hi:
+                    return None
         return st.data[off:off + n]
 
     # --- protocol ---------------------------------------------------------------
@@ -183,6 +207,15 @@ class _SpatialConvolutionMMBase(Module):
             self.finput.resize(K, L)
             self.output.resize(nOut, oH, oW)
         if self.output.is_meta():
+            return self.output
+        gbuf = self._grid_buffer(self.finput, batch, B, nIn, iH, iW, input, self.output,
+                                 self.weight, bias)
+        self.__dict__.pop('_pynn_grid', None)
+        if gbuf is not None:
+            F.conv2d_grid_forward(input.numpy(), self._w4d(self.weight, nOut, nIn),
+                                  None if bias is None else bias.numpy(), gbuf,
+                                  self.output.numpy(), padH, padW)
+            self._pynn_grid = self._grid_key(input, nIn)
             return self.output
         # fgradInput's content only matters inside updateGradInput: scratch for the GEMM
         scratch = None if B == 1 else self._dead(self.fgradInput, B * nOut * L, self.finput,
@@ -204,6 +237,14 @@ class _SpatialConvolutionMMBase(Module):
         if self.fgradInput.size() == (B, K, L):
             self._kmajor(self.fgradInput)
         if self.gradInput.is_meta():
+            return self.gradInput
+        # the gradient is the convolution of gradOutput with the flipped kernels
+        gbuf = self._grid_buffer(self.fgradInput, batch, B, nOut, oH, oW, gradOutput, input,
+                                 self.finput, self.weight, self.gradInput,
+                                 pads=(kH - 1 - padH, kW - 1 - padW))
+        if gbuf is not None:
+            F.conv2d_grid_backward_input(gradOutput.numpy(), self._w4d(self.weight, nOut, nIn),
+                                         gbuf, self.gradInput.numpy(), padH, padW)
             return self.gradInput
         # gradInput is only written by the final col2im: scratch for gathering gradOutput
         scratch = None if B == 1 else self._dead(self.gradInput, B * nOut * L, gradOutput,
@@ -233,6 +274,20 @@ class _SpatialConvolutionMMBase(Module):
                              '(finput of %d elements, expected %d)'
                              % (self._name(), 0 if finput is None else finput.nElement(), B * K * L))
         if self.gradWeight.is_meta():
+            return
+        gbuf = self._grid_buffer(finput, batch, B, nIn, iH, iW, gradOutput, input,
+                                 self.gradWeight, gradBias)
+        if gbuf is not None:
+            if self.__dict__.get('_pynn_grid') == self._grid_key(input, nIn):
+                S = F.grid_row_length(B, iH, iW, kH, kW, padH, padW)
+                m = gbuf[:kW * nIn * S].reshape(kW * nIn, S)
+            else:   # finput not from a grid forward here (loaded, cloned): rebuild it
+                m = F.conv2d_grid_load(input.numpy(), gbuf, kH, kW, padH, padW)
+                self._pynn_grid = self._grid_key(input, nIn)
+            F.conv2d_grid_backward_weight(gradOutput.numpy(), m, iH, iW,
+                                          self.gradWeight.numpy().reshape(nOut, nIn, kH, kW),
+                                          None if gradBias is None else gradBias.numpy(),
+                                          scale, padH, padW)
             return
         # fgradInput was consumed by updateGradInput: scratch for gathering gradOutput
         scratch = None if B == 1 else self._dead(self.__dict__.get('fgradInput'), B * nOut * L,
