@@ -244,6 +244,21 @@ def test_avgpool_1x1_subsample_bitwise_as_thnn(dH, dW, ceil):
     assert np.array_equal(gi, rgi, equal_nan=True) and np.array_equal(np.signbit(gi), np.signbit(rgi))
 
 
+@pytest.mark.parametrize('k,d,size', [(8, 1, 8), (4, 4, 8), (3, 2, 7), (5, 3, 9)])
+def test_avgpool_few_big_windows_in_thnn_order(k, d, size):
+    # global pooling and other pools with few outputs sum strided views of the input in
+    # THNN's order (rows, then columns, from 0): the same floating-point result, bit for bit
+    x = np.random.default_rng(11).standard_normal((3, 4, size, size)) * 10 ** np.arange(size)
+    assert F._few_windows(k, k, 0, 0, size, size, (size - k) // d + 1, (size - k) // d + 1, d, d)
+    m = nn.SpatialAveragePooling(k, k, d, d)
+    y = m.forward(T(x)).numpy()
+    assert np.array_equal(y, avgpool_thnn(x, k, k, d, d, 0, 0, False, True))
+    go = np.random.default_rng(12).standard_normal(y.shape)
+    xt = torch.from_numpy(x.copy()).requires_grad_(True)
+    TF.avg_pool2d(xt, k, d).backward(torch.from_numpy(go))
+    np.testing.assert_allclose(m.backward(T(x), T(go)).numpy(), xt.grad.numpy(), atol=TOL, rtol=0)
+
+
 def test_avgpool_defaults_and_divide():
     m = nn.SpatialAveragePooling(3, 3)
     assert (m.dW, m.dH, m.padW, m.padH) == (1, 1, 0, 0)  # Lua: stride defaults to 1

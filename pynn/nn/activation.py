@@ -44,7 +44,7 @@ def blocks(*arrays):
     along the leading axes. On a GPU the arrays come back whole (one kernel is cheaper)."""
     a0 = arrays[0]
     n = a0.size
-    block = max(_BLOCK, n // 64)
+    block = max(_BLOCK, n // 64, min(n // 16, 1 << 15))   # big arrays: fewer, longer calls
     if n <= block or xpof(a0) is not np:
         yield arrays
         return
@@ -114,12 +114,26 @@ def _all_finite(xp, g):
     return bool(xp.isfinite(xp.dot(f, f)))
 
 
+def _times_mask(xp, x, keep, out):
+    """out = x * keep (a boolean mask): the mask is cast to x's type in NumPy's ufunc
+    buffer, which lowbuf keeps at 256 elements; a buffer the size of the block (a fraction of
+    the arrays, as the mask itself) makes the product ~1.5x faster on big blocks."""
+    if xp is np and keep.size >= 1 << 14:
+        old = np.setbufsize(-(-keep.size // 16) * 16)
+        try:
+            xp.multiply(x, keep, out=out)
+        finally:
+            np.setbufsize(old)
+    else:
+        xp.multiply(x, keep, out=out)
+
+
 def _masked(xp, out, g, keep, finite=None):
     """out = keep ? g : 0. A product with the mask is fast; it is exact (up to the sign of
     zero) only for finite g, so blocks holding inf/NaN take the slower masked copy.
     finite=True: the caller checked that all of g is finite (see _all_finite)."""
     if finite or bool(xp.isfinite(g).all()):
-        xp.multiply(g, keep, out=out)
+        _times_mask(xp, g, keep, out)
     elif out is g:
         xp.logical_not(keep, out=keep)
         xp.copyto(out, 0, where=keep)

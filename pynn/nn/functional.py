@@ -856,6 +856,19 @@ def _subsample(kH, kW, padH, padW, iH, iW, oH, oW, dH, dW):
             and (oH - 1) * dH < iH and (oW - 1) * dW < iW)
 
 
+def _few_windows(kH, kW, padH, padW, iH, iW, oH, oW, dH, dW):
+    """Big windows, few outputs (at most 16 per plane and 1/4 of the input), no padding, all
+    windows inside the planes: summing kernel offsets over strided views of the input is
+    cheaper than phase planes (global average pooling: 64 adds of B*C elements)."""
+    return (padH == padW == 0 and oH * oW <= 16 and 4 * oH * oW <= iH * iW
+            and (oH - 1) * dH + kH <= iH and (oW - 1) * dW + kW <= iW)
+
+
+def _window_view(x, ky, kx, oH, oW, dH, dW):
+    """x's elements under kernel offset (ky, kx) of every window: (B, C, oH, oW), strided."""
+    return x[:, :, ky:ky + (oH - 1) * dH + 1:dH, kx:kx + (oW - 1) * dW + 1:dW]
+
+
 @_small_buffers
 def avgpool2d_forward(x, out, div, kH, kW, dH, dW, padH, padW):
     """out (B, C, oH, oW) = (sum over the window, in THNN's order) / div, on _PhasePlanes
@@ -867,6 +880,14 @@ def avgpool2d_forward(x, out, div, kH, kW, dH, dW, padH, padW):
         with np.errstate(divide='ignore', invalid='ignore'):
             xp.divide(x[:, :, :(oH - 1) * dH + 1:dH, :(oW - 1) * dW + 1:dW], div, out=out)
         out += 0   # THNN's sum starts at 0: -0.0 comes out as +0.0
+        return
+    if _few_windows(kH, kW, padH, padW, iH, iW, oH, oW, dH, dW):   # e.g. global pooling
+        out.fill(0)
+        for ky in range(kH):
+            for kx in range(kW):   # THNN's order: rows, then columns of the window
+                xp.add(out, _window_view(x, ky, kx, oH, oW, dH, dW), out=out)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            xp.divide(out, div, out=out)
         return
     acc = None
     for b0, b1, c0, c1, n, pp in _phase_chunks(xp, x.dtype, x.shape, oH, oW, kH, kW, dH, dW,
@@ -897,6 +918,15 @@ def avgpool2d_backward(go, gx, div, kH, kW, dH, dW, padH, padW):
         with np.errstate(divide='ignore', invalid='ignore'):
             xp.divide(go, div, out=dst)
         dst += 0
+        return
+    if _few_windows(kH, kW, padH, padW, iH, iW, oH, oW, dH, dW):
+        gx.fill(0)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            g = xp.divide(go, div)   # output-sized: at most 1/4 of gx (_few_windows)
+        for ky in range(kH):
+            for kx in range(kW):
+                dst = _window_view(gx, ky, kx, oH, oW, dH, dW)
+                xp.add(dst, g, out=dst)
         return
     g = None
     for b0, b1, c0, c1, n, pp in _phase_chunks(xp, gx.dtype, gx.shape, oH, oW, kH, kW, dH, dW,
