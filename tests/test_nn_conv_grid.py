@@ -166,3 +166,27 @@ def test_grid_fits_only_where_it_is_faster():
     assert not F.conv2d_grid_fits(32, 16, 32, 32, 3, 3, 2, 2, 1, 1, room)  # stride 2
     assert not F.conv2d_grid_fits(32, 16, 4, 4, 3, 3, 1, 1, 1, 1, room)    # planes mostly border
     assert not F.conv2d_grid_fits(32, 16, 32, 32, 3, 3, 1, 1, 1, 1, 1000)  # finput too small
+
+
+@pytest.mark.parametrize('cfg', [(32, 32, 3, 3, 1, 1, 10, 9), (12, 7, 3, 2, 0, 1, 11, 8),
+                                 (20, 20, 5, 5, 2, 2, 9, 9), (9, 6, 1, 1, 0, 0, 5, 6),
+                                 (40, 24, 3, 3, 0, 0, 12, 12)])
+@pytest.mark.parametrize('cls', [nn.SpatialConvolution, nn.SpatialConvolutionMM])
+def test_stride1_gradinput_as_flipped_convolution(monkeypatch, cfg, cls):
+    # updateGradInput of a stride-1 convolution runs as im2col(gradOutput) + one GEMM (no
+    # col2im) when gradOutput's unfolding fits in fgradInput: same values as PyTorch
+    nIn, nOut, kW, kH, padW, padH, H, W = cfg
+    pynn.setdefaulttensortype('torch.DoubleTensor')
+    m = cls(nIn, nOut, kW, kH, 1, 1, padW, padH)
+    rng = np.random.default_rng(sum(cfg))
+    oH, oW = H + 2 * padH - kH + 1, W + 2 * padW - kW + 1
+    x, go = rng.standard_normal((3, nIn, H, W)), rng.standard_normal((3, nOut, oH, oW))
+
+    def no_col2im(*a, **k):
+        raise AssertionError('col2im ran')
+    monkeypatch.setattr(F, 'col2im_add', no_col2im)
+    monkeypatch.setattr(F, 'conv2d_grid_fits', lambda *a: False)
+    got = _run(m, T(x), T(go), 1.5)
+    for a, b in zip(got, torch_grads(m, x, go, 1.5)):
+        np.testing.assert_allclose(a, b, atol=TOL, rtol=0)
+    assert m.fgradInput.size() == m.finput.size() == (3, nIn * kH * kW, oH * oW)
