@@ -572,32 +572,37 @@ def conv2d_grid_backward_input(go, w4, gbuf, gx, padH, padW):
 def conv2d_grid_backward_weight(go, m, H, W, gw4, gbias, scale, padH, padW):
     """gw4 (nOut, C, kH, kW) += scale * dL/dw, gbias += scale * sum(go), for go (B, nOut, oH,
     oW) and m, the shifted grid of the input (conv2d_grid_load's matrix). gradOutput is laid
-    out on the output grid (zeros between planes) a block of images at a time; then each
-    row shift ky is one GEMM m[:, shifted by ky*Wg] @ go_grid^T."""
+    out on the output grid (zeros between planes) a block of images at a time, kH times with
+    the row shifts ky*Wg (rows (ky, o)); then one GEMM per block, m @ those rows^T, gives
+    the (kx, c) x (ky, o) entries of the weight gradient."""
     xp = array_module(gw4)
     B, nOut, oH, oW = go.shape
     _, C, kH, kW = gw4.shape
     Hs, Wg = grid_geometry(H, W, kH, kW, padH, padW)
-    per = Hs * Wg
-    nb = _grid_images(B, nOut, per, m.size)
-    g_buf = xp.empty(nOut * nb * per, dtype=gw4.dtype)
-    acc = xp.zeros((kH, kW * C, nOut), dtype=gw4.dtype)
-    t = xp.empty((kW * C, nOut), dtype=gw4.dtype)
+    per, reach = Hs * Wg, (kH - 1) * Wg
+    nb = _grid_images(B, kH * nOut, per, 4 * m.size)   # m is ~1/kH of finput
+    g_buf = xp.empty(kH * nOut * (nb * per + reach), dtype=gw4.dtype)
+    acc = xp.zeros((kW * C, kH * nOut), dtype=gw4.dtype)
+    t = xp.empty_like(acc) if nb < B else acc
     for b0 in range(0, B, nb):
         n = min(B, b0 + nb) - b0
-        nq = n * per
-        g = g_buf[:nOut * nq].reshape(nOut, nq)
-        planes = g.reshape(nOut, n, Hs, Wg)
-        planes[:, :, oH:].fill(0)
-        planes[:, :, :oH, oW:].fill(0)
-        xp.copyto(planes[:, :, :oH, :oW], go[b0:b0 + n].transpose(1, 0, 2, 3))
-        for ky in range(kH):
-            q0 = b0 * per + ky * Wg
-            xp.matmul(m[:, q0:q0 + nq], g.T, out=t)
-            acc[ky] += t
+        nq = n * per + reach
+        g = g_buf[:kH * nOut * nq].reshape(kH, nOut, nq)
+        g0 = g[0, :, :n * per].reshape(nOut, n, Hs, Wg)
+        g0[:, :, oH:].fill(0)
+        g0[:, :, :oH, oW:].fill(0)
+        xp.copyto(g0[:, :, :oH, :oW], go[b0:b0 + n].transpose(1, 0, 2, 3))
+        g[0, :, n * per:].fill(0)
+        for ky in range(1, kH):   # row shift ky: g[ky, :, q] = g[0, :, q - ky*Wg]
+            g[ky, :, :ky * Wg].fill(0)
+            xp.copyto(g[ky, :, ky * Wg:], g[0, :, :nq - ky * Wg])
+        q0 = b0 * per
+        xp.matmul(m[:, q0:q0 + nq], g.reshape(kH * nOut, nq).T, out=t)
+        if t is not acc:
+            acc += t
     if scale != 1:
         acc *= scale
-    gw4 += acc.reshape(kH, kW, C, nOut).transpose(3, 2, 0, 1)   # (ky, kx, c, o) -> (o, c, ky, kx)
+    gw4 += acc.reshape(kW, C, kH, nOut).transpose(3, 1, 2, 0)   # (kx, c, ky, o) -> (o, c, ky, kx)
     if gbias is not None:
         s = go.sum(axis=(0, 2, 3))
         if scale != 1:
