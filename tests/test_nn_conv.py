@@ -393,7 +393,8 @@ def test_meta(cls):
 
 def test_functional_im2col_matches_unfold():
     rng = np.random.default_rng(9)
-    for (kH, kW, dH, dW, pH, pW) in [(3, 3, 1, 1, 1, 1), (2, 4, 2, 3, 1, 2), (5, 1, 1, 2, 2, 0)]:
+    for (kH, kW, dH, dW, pH, pW) in [(3, 3, 1, 1, 1, 1), (2, 4, 2, 3, 1, 2), (5, 1, 1, 2, 2, 0),
+                                     (1, 1, 2, 2, 0, 0), (1, 1, 3, 2, 0, 0), (1, 1, 1, 1, 1, 0)]:
         x = rng.standard_normal((2, 3, 7, 8))
         oH, oW = F.conv_output_size(7, 8, kH, kW, dH, dW, pH, pW)
         cols = np.full((2, 3 * kH * kW, oH * oW), np.nan)
@@ -403,6 +404,9 @@ def test_functional_im2col_matches_unfold():
         back = np.zeros_like(x)
         F.col2im_add(cols.reshape(2, 3, kH, kW, oH, oW), back, kH, kW, dH, dW, pH, pW)
         rb = TF.fold(torch.from_numpy(ref), (7, 8), (kH, kW), padding=(pH, pW), stride=(dH, dW)).numpy()
+        np.testing.assert_allclose(back, rb, atol=TOL, rtol=0)
+        back = np.full_like(x, np.nan)   # zero=True: x's content is ignored
+        F.col2im_add(cols.reshape(2, 3, kH, kW, oH, oW), back, kH, kW, dH, dW, pH, pW, zero=True)
         np.testing.assert_allclose(back, rb, atol=TOL, rtol=0)
 
 

@@ -206,6 +206,9 @@ def im2col(x, cols, kH, kW, dH, dW, padH, padW):
     xp = array_module(cols)
     B, C, iH, iW = x.shape
     oH, oW = cols.shape[-2:]
+    if kH == kW == 1 and padH == padW == 0:   # 1x1 (ResNet's strided shortcut): a subsample
+        xp.copyto(cols[:, :, 0, 0], x[:, :, :(oH - 1) * dH + 1:dH, :(oW - 1) * dW + 1:dW])
+        return
     x3 = _flat_planes(x) if _same_width(x, cols, kH, kW, dH, dW) else None
     if x3 is None and (dH > 1 or dW > 1):
         return _im2col_phases(xp, x, cols, kH, kW, dH, dW, padH, padW)
@@ -281,6 +284,12 @@ def col2im_add(cols, x, kH, kW, dH, dW, padH, padW, zero=False):
     # "same" convolution (stride 1, oH*oW == iH*iW, centre offset inside the kernel): the
     # centre offset covers every input position once, so x = that plane, then add the rest
     assign = (x3 is not None and oH == iH and padH < kH and padW < kW)
+    if kH == kW == 1 and padH == padW == 0:   # 1x1: each input element gets at most one value
+        if zero:
+            x.fill(0)
+        dst = x[:, :, :(oH - 1) * dH + 1:dH, :(oW - 1) * dW + 1:dW]
+        xp.add(dst, cols[:, :, 0, 0], out=dst)   # 0 + v, as THNN (-0.0 becomes +0.0)
+        return
     if zero and x3 is None and (dH > 1 or dW > 1):
         return _col2im_phases(xp, cols, x, kH, kW, dH, dW, padH, padW)
     if assign:
