@@ -210,7 +210,7 @@ def im2col(x, cols, kH, kW, dH, dW, padH, padW):
         xp.copyto(cols[:, :, 0, 0], x[:, :, :(oH - 1) * dH + 1:dH, :(oW - 1) * dW + 1:dW])
         return
     x3 = _flat_planes(x) if _same_width(x, cols, kH, kW, dH, dW) else None
-    if x3 is None and (dH > 1 or dW > 1):
+    if x3 is None and _by_phases(kH, kW, dH, dW):
         return _im2col_phases(xp, x, cols, kH, kW, dH, dW, padH, padW)
     c5 = None if x3 is None else _planes5(cols)
     for ky in range(kH):
@@ -241,6 +241,12 @@ def im2col(x, cols, kH, kW, dH, dW, padH, padW):
                 dst[:, :, ylo:yhi, :xlo].fill(0)
             if xhi < oW:
                 dst[:, :, ylo:yhi, xhi:].fill(0)
+
+
+def _by_phases(kH, kW, dH, dW):
+    """Strided im2col/col2im through _PhasePlanes pays when the kernel has many offsets
+    (alexnet's 11x11/4: 121 strided passes); up to 3x3 direct strided copies are faster."""
+    return (dH > 1 or dW > 1) and kH * kW > 9
 
 
 def _im2col_phases(xp, x, cols, kH, kW, dH, dW, padH, padW):
@@ -290,7 +296,7 @@ def col2im_add(cols, x, kH, kW, dH, dW, padH, padW, zero=False):
         dst = x[:, :, :(oH - 1) * dH + 1:dH, :(oW - 1) * dW + 1:dW]
         xp.add(dst, cols[:, :, 0, 0], out=dst)   # 0 + v, as THNN (-0.0 becomes +0.0)
         return
-    if zero and x3 is None and (dH > 1 or dW > 1):
+    if zero and x3 is None and _by_phases(kH, kW, dH, dW):
         return _col2im_phases(xp, cols, x, kH, kW, dH, dW, padH, padW)
     if assign:
         xp.copyto(x3, _planes5(cols)[:, :, padH, padW])
