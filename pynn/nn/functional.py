@@ -501,7 +501,7 @@ def conv2d_grid_fits(B, C, H, W, kH, kW, dH, dW, padH, padW, room):
     """Whether the grid algorithm is the one to use for a convolution of B x C x H x W input
     planes, and its shifted grid fits in `room` elements (finput's, for the forward): stride
     1, a 2-D kernel, the padding within the kernel, kW*C between 24 and 64 (the regime where
-    it beats im2col + GEMM; measured in benchmarks/conv_kinds.py) and at most ~15% of the
+    it beats im2col + GEMM; benchmarks/conv_algorithms.py) and at most ~15% of the
     grid spent on separating zeros."""
     if dH != 1 or dW != 1 or kH < 2 or kW < 2 or padH > kH - 1 or padW > kW - 1:
         return False

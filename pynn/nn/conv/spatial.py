@@ -8,10 +8,20 @@ fgradInput (same shape, resized in updateGradInput).
 With a batch, finput and fgradInput keep THNN's sizes and storage sizes but are strided
 views (strides L, B*L, 1 for L = oH*oW) over a storage holding the nIn*kH*kW x (B*L) matrix
 of the whole batch, so that each pass is one GEMM for the batch rather than one per image
-(finput[b] is still the unfolded input of image b). Transient GEMM operands go into a
-buffer of the module whose content is dead during the call (fgradInput in updateOutput and
+(finput[b] is the unfolded input of image b). Transient GEMM operands go into a buffer of
+the module whose content is dead during the call (fgradInput in updateOutput and
 accGradParameters, gradInput before its col2im in updateGradInput) when it is big enough,
 else into chunk-sized temporaries.
+
+Two batch algorithms for stride 1 use the same buffers differently (their sizes unchanged):
+  * few input planes (kW*nIn from 24 to 64, e.g. CIFAR ResNets' 16 planes): the grid
+    algorithm of functional.conv2d_grid_*; finput then holds the input's shifted grid
+    (accGradParameters rebuilds it from the input when it is not this module's own, e.g.
+    after a clone or a load), fgradInput that of gradOutput;
+  * otherwise, up to 1024 rows in gradOutput's unfolding: updateGradInput is the
+    convolution of gradOutput with the flipped kernels (fgradInput holds that unfolding)
+    instead of a GEMM and a col2im.
+benchmarks/conv_algorithms.py times each algorithm on each kind of layer.
 """
 
 import numpy as np
@@ -184,7 +194,7 @@ class _SpatialConvolutionMMBase(Module):
             return None
         return flat[:B * K2 * L2].reshape(K2, B, L2).transpose(1, 0, 2)
 
-    def _grid_key(self, input, nIn):
+    def _grid_key(self, input):
         """What finput's grid was made from (checked by accGradParameters)."""
         return (input.size(), self._params(), id(self.finput.storage()))
 
@@ -233,7 +243,7 @@ class _SpatialConvolutionMMBase(Module):
             F.conv2d_grid_forward(input.numpy(), self._w4d(self.weight, nOut, nIn),
                                   None if bias is None else bias.numpy(), gbuf,
                                   self.output.numpy(), padH, padW)
-            self._pynn_grid = self._grid_key(input, nIn)
+            self._pynn_grid = self._grid_key(input)
             return self.output
         # fgradInput's content only matters inside updateGradInput: scratch for the GEMM
         scratch = None if B == 1 else self._dead(self.fgradInput, B * nOut * L, self.finput,
@@ -305,12 +315,12 @@ class _SpatialConvolutionMMBase(Module):
         gbuf = self._grid_buffer(finput, batch, B, nIn, iH, iW, gradOutput, input,
                                  self.gradWeight, gradBias)
         if gbuf is not None:
-            if self.__dict__.get('_pynn_grid') == self._grid_key(input, nIn):
+            if self.__dict__.get('_pynn_grid') == self._grid_key(input):
                 S = F.grid_row_length(B, iH, iW, kH, kW, padH, padW)
                 m = gbuf[:kW * nIn * S].reshape(kW * nIn, S)
             else:   # finput not from a grid forward here (loaded, cloned): rebuild it
                 m = F.conv2d_grid_load(input.numpy(), gbuf, kH, kW, padH, padW)
-                self._pynn_grid = self._grid_key(input, nIn)
+                self._pynn_grid = self._grid_key(input)
             F.conv2d_grid_backward_weight(gradOutput.numpy(), m, iH, iW,
                                           self.gradWeight.numpy().reshape(nOut, nIn, kH, kW),
                                           None if gradBias is None else gradBias.numpy(),
