@@ -6,7 +6,8 @@ with each of pynn's algorithms forced, next to PyTorch CPU on the same layer.
           zero-separated planes, see conv2d_grid_fits);
   * flip: updateGradInput as im2col(gradOutput) + GEMM with the flipped kernels (stride 1).
 'auto' is what pynn picks. float32, one batch size per layer, same thread count for both
-sides; the variants and PyTorch alternate, each figure is the median of the runs (ms).
+sides; the variants and PyTorch alternate (each timed run follows an untimed one of the
+same variant, so that none starts on the caches another left), medians of the runs (ms).
 
     python benchmarks/conv_algorithms.py [--threads 1] [--repeats R]
 """
@@ -84,12 +85,14 @@ def main(argv=None):
                           'grid': d == 1 and k > 1, 'flip': d == 1 and nOut * k * k <= 1024}
             times = {kd: [] for kd in kinds + ['torch']}
             for r in range(args.repeats + 1):
-                for kd in kinds:
+                for kd in kinds:   # each timed run right after an untimed one of its own
                     if applicable[kd]:
                         _force(kd)
+                        run_pynn()
                         t = run_pynn()
                         if r:
                             times[kd].append(t)
+                run_torch()
                 t = run_torch()
                 if r:
                     times['torch'].append(t)
