@@ -562,16 +562,15 @@ def conv2d_grid_forward(x, w4, bias, gbuf, out, padH, padW):
         nq = n * per
         r = r_buf[:kH * nOut * (nq + reach)].reshape(kH * nOut, nq + reach)
         xp.matmul(wm, m[:, b0 * per:b0 * per + nq + reach], out=r)
-        dst = out[b0:b0 + n].transpose(1, 0, 2, 3)
-
-        def shifted(ky):   # output rows (ky, o) at grid position q + ky*Wg, as (nOut, n, oH, oW)
-            blk = r[ky * nOut:(ky + 1) * nOut, ky * Wg:ky * Wg + nq]
-            return blk.reshape(nOut, n, Hs, Wg)[:, :, :oH, :oW]
-        xp.add(shifted(0), shifted(1), out=dst)
-        for ky in range(2, kH):
-            xp.add(dst, shifted(ky), out=dst)
+        # output = sum over ky of rows (ky, o) at grid position q + ky*Wg: summed in place
+        # over whole grid rows (long contiguous runs), then the planes copied out once
+        acc = r[:nOut, :nq]
+        for ky in range(1, kH):
+            xp.add(acc, r[ky * nOut:(ky + 1) * nOut, ky * Wg:ky * Wg + nq], out=acc)
         if bias is not None:
-            dst += bias[:, None, None, None]
+            acc += bias[:, None]
+        xp.copyto(out[b0:b0 + n].transpose(1, 0, 2, 3),
+                  acc.reshape(nOut, n, Hs, Wg)[:, :, :oH, :oW])
 
 
 def conv2d_grid_backward_input(go, w4, gbuf, gx, padH, padW):
