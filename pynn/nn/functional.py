@@ -110,6 +110,11 @@ def _offsets(kH, kW, dH, dW, padH, padW, iH, iW, oH, oW):
                    _in_slice(iy, yhi - ylo, dH), _in_slice(ix, xhi - xlo, dW), iy, ix)
 
 
+def _window_view(x, ky, kx, oH, oW, dH, dW):
+    """x's elements under kernel offset (ky, kx) of every window: (B, C, oH, oW), strided."""
+    return x[:, :, ky:ky + (oH - 1) * dH + 1:dH, kx:kx + (oW - 1) * dW + 1:dW]
+
+
 def _index_grid(xp, iy, ny, ix, nx, dH, dW, iW):
     """1-based flat indices (ny, nx) of the input positions iy + a*dH, ix + b*dW."""
     r = (xp.arange(ny, dtype=np.int64) * dH + iy) * iW
@@ -207,7 +212,7 @@ def im2col(x, cols, kH, kW, dH, dW, padH, padW):
     B, C, iH, iW = x.shape
     oH, oW = cols.shape[-2:]
     if kH == kW == 1 and padH == padW == 0:   # 1x1 (ResNet's strided shortcut): a subsample
-        xp.copyto(cols[:, :, 0, 0], x[:, :, :(oH - 1) * dH + 1:dH, :(oW - 1) * dW + 1:dW])
+        xp.copyto(cols[:, :, 0, 0], _window_view(x, 0, 0, oH, oW, dH, dW))
         return
     x3 = _flat_planes(x) if _same_width(x, cols, kH, kW, dH, dW) else None
     if x3 is None and _by_phases(kH, kW, dH, dW):
@@ -293,7 +298,7 @@ def col2im_add(cols, x, kH, kW, dH, dW, padH, padW, zero=False):
     if kH == kW == 1 and padH == padW == 0:   # 1x1: each input element gets at most one value
         if zero:
             x.fill(0)
-        dst = x[:, :, :(oH - 1) * dH + 1:dH, :(oW - 1) * dW + 1:dW]
+        dst = _window_view(x, 0, 0, oH, oW, dH, dW)
         xp.add(dst, cols[:, :, 0, 0], out=dst)   # 0 + v, as THNN (-0.0 becomes +0.0)
         return
     if zero and x3 is None and _by_phases(kH, kW, dH, dW):
@@ -883,11 +888,6 @@ def _few_windows(kH, kW, padH, padW, iH, iW, oH, oW, dH, dW):
             and (oH - 1) * dH + kH <= iH and (oW - 1) * dW + kW <= iW)
 
 
-def _window_view(x, ky, kx, oH, oW, dH, dW):
-    """x's elements under kernel offset (ky, kx) of every window: (B, C, oH, oW), strided."""
-    return x[:, :, ky:ky + (oH - 1) * dH + 1:dH, kx:kx + (oW - 1) * dW + 1:dW]
-
-
 @_small_buffers
 def avgpool2d_forward(x, out, div, kH, kW, dH, dW, padH, padW):
     """out (B, C, oH, oW) = (sum over the window, in THNN's order) / div, on _PhasePlanes
@@ -897,7 +897,7 @@ def avgpool2d_forward(x, out, div, kH, kW, dH, dW, padH, padW):
     oH, oW = out.shape[-2:]
     if _subsample(kH, kW, padH, padW, iH, iW, oH, oW, dH, dW):   # ResNet's shortcut A
         with np.errstate(divide='ignore', invalid='ignore'):
-            xp.divide(x[:, :, :(oH - 1) * dH + 1:dH, :(oW - 1) * dW + 1:dW], div, out=out)
+            xp.divide(_window_view(x, 0, 0, oH, oW, dH, dW), div, out=out)
         out += 0   # THNN's sum starts at 0: -0.0 comes out as +0.0
         return
     if _few_windows(kH, kW, padH, padW, iH, iW, oH, oW, dH, dW):   # e.g. global pooling
@@ -933,7 +933,7 @@ def avgpool2d_backward(go, gx, div, kH, kW, dH, dW, padH, padW):
     oH, oW = go.shape[-2:]
     if _subsample(kH, kW, padH, padW, iH, iW, oH, oW, dH, dW):   # one input per output
         gx.fill(0)
-        dst = gx[:, :, :(oH - 1) * dH + 1:dH, :(oW - 1) * dW + 1:dW]
+        dst = _window_view(gx, 0, 0, oH, oW, dH, dW)
         with np.errstate(divide='ignore', invalid='ignore'):
             xp.divide(go, div, out=dst)
         dst += 0
