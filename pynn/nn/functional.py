@@ -115,6 +115,13 @@ def _window_view(x, ky, kx, oH, oW, dH, dW):
     return x[:, :, ky:ky + (oH - 1) * dH + 1:dH, kx:kx + (oW - 1) * dW + 1:dW]
 
 
+def _window_views(x, kH, kW, oH, oW, dH, dW):
+    """_window_view of every kernel offset, in THNN's order (rows, then columns)."""
+    for ky in range(kH):
+        for kx in range(kW):
+            yield _window_view(x, ky, kx, oH, oW, dH, dW)
+
+
 def _index_grid(xp, iy, ny, ix, nx, dH, dW, iW):
     """1-based flat indices (ny, nx) of the input positions iy + a*dH, ix + b*dW."""
     r = (xp.arange(ny, dtype=np.int64) * dH + iy) * iW
@@ -902,9 +909,8 @@ def avgpool2d_forward(x, out, div, kH, kW, dH, dW, padH, padW):
         return
     if _few_windows(kH, kW, padH, padW, iH, iW, oH, oW, dH, dW):   # e.g. global pooling
         out.fill(0)
-        for ky in range(kH):
-            for kx in range(kW):   # THNN's order: rows, then columns of the window
-                xp.add(out, _window_view(x, ky, kx, oH, oW, dH, dW), out=out)
+        for v in _window_views(x, kH, kW, oH, oW, dH, dW):
+            xp.add(out, v, out=out)
         with np.errstate(divide='ignore', invalid='ignore'):
             xp.divide(out, div, out=out)
         return
@@ -942,10 +948,8 @@ def avgpool2d_backward(go, gx, div, kH, kW, dH, dW, padH, padW):
         gx.fill(0)
         with np.errstate(divide='ignore', invalid='ignore'):
             g = xp.divide(go, div)   # output-sized: at most 1/4 of gx (_few_windows)
-        for ky in range(kH):
-            for kx in range(kW):
-                dst = _window_view(gx, ky, kx, oH, oW, dH, dW)
-                xp.add(dst, g, out=dst)
+        for dst in _window_views(gx, kH, kW, oH, oW, dH, dW):
+            xp.add(dst, g, out=dst)
         return
     g = None
     for b0, b1, c0, c1, n, pp in _phase_chunks(xp, gx.dtype, gx.shape, oH, oW, kH, kW, dH, dW,

@@ -37,7 +37,7 @@ class _BinaryReader:
         self.data = data
         self.pos = 0
         self.end = len(data)
-        self.long = self._long8 if long_size == 8 else self._long4
+        self.long = self._long8 if long_size == 8 else self.int
         self.long_size = long_size
         self.min_object = 4      # the smallest object (nil) takes one int
 
@@ -47,20 +47,17 @@ class _BinaryReader:
             raise T7FormatError('file ends early: %s needs %d bytes but only %d remain'
                                 % (what, nbytes, left), self.pos)
 
-    def int(self, what):
-        self.need(4, what)
-        v = _I32.unpack_from(self.data, self.pos)[0]
-        self.pos += 4
+    def _unpack(self, st, what):
+        self.need(st.size, what)
+        v = st.unpack_from(self.data, self.pos)[0]
+        self.pos += st.size
         return v
+
+    def int(self, what):
+        return self._unpack(_I32, what)
 
     def _long8(self, what):
-        self.need(8, what)
-        v = _I64.unpack_from(self.data, self.pos)[0]
-        self.pos += 8
-        return v
-
-    def _long4(self, what):
-        return self.int(what)
+        return self._unpack(_I64, what)
 
     def longs(self, n, what):
         self.need(n * self.long_size, what)
@@ -70,10 +67,7 @@ class _BinaryReader:
         return v
 
     def double(self, what):
-        self.need(8, what)
-        v = _F64.unpack_from(self.data, self.pos)[0]
-        self.pos += 8
-        return v
+        return self._unpack(_F64, what)
 
     def raw(self, n, what):
         self.need(n, what)
