@@ -6,6 +6,7 @@ from .storage import Storage, LongStorage
 from .tensor import (Tensor, setdefaulttensortype, getdefaulttensortype, manualSeed,
                      is_tensor, from_numpy, typed)
 from . import backend
+from .threads import setnumthreads, getnumthreads
 from . import tensor_math as _tensor_math
 from . import rng as _random
 from .rng import (getRNGState, setRNGState, initialSeed, seed, rand, randn, randperm,

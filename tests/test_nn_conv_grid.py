@@ -190,3 +190,60 @@ def test_stride1_gradinput_as_flipped_convolution(monkeypatch, cfg, cls):
     for a, b in zip(got, torch_grads(m, x, go, 1.5)):
         np.testing.assert_allclose(a, b, atol=TOL, rtol=0)
     assert m.fgradInput.size() == m.finput.size() == (3, nIn * kH * kW, oH * oW)
+
+
+def test_grid_takes_32_planes_only_on_one_blas_thread():
+    room = 10 ** 9
+    assert F.conv2d_grid_fits(32, 32, 16, 16, 3, 3, 1, 1, 1, 1, room, 1)       # kW*C = 96
+    assert not F.conv2d_grid_fits(32, 32, 16, 16, 3, 3, 1, 1, 1, 1, room, 2)
+    assert not F.conv2d_grid_fits(32, 32, 16, 16, 3, 3, 1, 1, 1, 1, room, None)  # unknown
+    assert not F.conv2d_grid_fits(32, 33, 16, 16, 3, 3, 1, 1, 1, 1, room, 1)    # 99 > 96
+    assert F.conv2d_grid_fits(32, 16, 32, 32, 3, 3, 1, 1, 1, 1, room, 4)        # 48: any count
+
+
+@pytest.fixture
+def blas_threads_restored():
+    before = pynn.getnumthreads()
+    yield
+    pynn.setnumthreads(before)
+
+
+@pytest.mark.skipif(pynn.threads.blas_threads() is None, reason="NumPy's BLAS not found by threadpoolctl")
+@pytest.mark.parametrize('forward_threads,backward_threads', [(1, 1), (1, 2), (2, 1)])
+def test_thread_count_changing_between_passes(blas_threads_restored, forward_threads,
+                                              backward_threads):
+    # the algorithm of a 32-plane layer follows the BLAS thread count; accGradParameters
+    # reads finput as the forward wrote it, whatever the count is by then
+    pynn.setdefaulttensortype('torch.DoubleTensor')
+    m = nn.SpatialConvolution(32, 5, 3, 3, 1, 1, 1, 1)
+    rng = np.random.default_rng(forward_threads * 10 + backward_threads)
+    x, go = rng.standard_normal((3, 32, 16, 16)), rng.standard_normal((3, 5, 16, 16))
+    m.zeroGradParameters()
+    pynn.setnumthreads(max(forward_threads, backward_threads))
+    if pynn.getnumthreads() != max(forward_threads, backward_threads):
+        pytest.skip("NumPy's BLAS cannot run 2 threads on this machine")
+    pynn.setnumthreads(forward_threads)
+    y = m.forward(T(x)).numpy().copy()
+    assert ('_pynn_grid' in m.__dict__) == (forward_threads == 1)
+    pynn.setnumthreads(backward_threads)
+    gi = m.updateGradInput(T(x), T(go)).numpy().copy()
+    m.accGradParameters(T(x), T(go), 0.5)
+    got = (y, gi, m.gradWeight.numpy().copy(), m.gradBias.numpy().copy())
+    for a, b in zip(got, torch_grads(m, x, go, 0.5)):
+        np.testing.assert_allclose(a, b, atol=TOL, rtol=0)
+
+
+def test_setnumthreads_rejects_bad_counts(blas_threads_restored):
+    before = pynn.getnumthreads()
+    for bad in (0, -1, 1.5, '2', True, None):
+        with pytest.raises(ValueError, match=r'setnumthreads: expected a thread count'):
+            pynn.setnumthreads(bad)
+        assert pynn.getnumthreads() == before
+    pynn.setnumthreads(np.int64(1))
+    assert pynn.getnumthreads() == 1
+
+
+def test_unknown_blas_keeps_the_rule_for_many_threads(monkeypatch):
+    monkeypatch.setattr(pynn.threads, '_blas', [])
+    assert pynn.threads.blas_threads() is None and pynn.getnumthreads() == 1
+    pynn.setnumthreads(3)   # nothing to set: no error

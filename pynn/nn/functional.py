@@ -509,15 +509,16 @@ def grid_row_length(B, H, W, kH, kW, padH, padW):
     return B * Hs * Wg + (kH - 1) * Wg + kW - 1
 
 
-def conv2d_grid_fits(B, C, H, W, kH, kW, dH, dW, padH, padW, room):
+def conv2d_grid_fits(B, C, H, W, kH, kW, dH, dW, padH, padW, room, threads=None):
     """Whether the grid algorithm is the one to use for a convolution of B x C x H x W input
     planes, and its shifted grid fits in `room` elements (finput's, for the forward): stride
-    1, a 2-D kernel, the padding within the kernel, kW*C between 24 and 64 (the regime where
-    it beats im2col + GEMM; benchmarks/conv_algorithms.py) and at most ~15% of the
-    grid spent on separating zeros."""
+    1, a 2-D kernel, the padding within the kernel, kW*C from 24 to 64 (the regime where it
+    beats im2col + GEMM; benchmarks/conv_algorithms.py), to 96 when the BLAS runs on one
+    thread (`threads`, None where unknown: im2col's one big GEMM threads better than the
+    grid's blocks and copies), and at most ~15% of the grid spent on separating zeros."""
     if dH != 1 or dW != 1 or kH < 2 or kW < 2 or padH > kH - 1 or padW > kW - 1:
         return False
-    if not 24 <= kW * C <= 64:
+    if not 24 <= kW * C <= (96 if threads == 1 else 64):
         return False
     Hs, Wg = grid_geometry(H, W, kH, kW, padH, padW)
     oH, oW = H + 2 * padH - kH + 1, W + 2 * padW - kW + 1

@@ -14,7 +14,8 @@ accGradParameters, gradInput before its col2im in updateGradInput) when it is bi
 else into chunk-sized temporaries.
 
 Two batch algorithms for stride 1 use the same buffers differently (their sizes unchanged):
-  * few input planes (kW*nIn from 24 to 64, e.g. CIFAR ResNets' 16 planes): the grid
+  * few input planes (kW*nIn from 24 to 64, to 96 when the BLAS runs on one thread; e.g.
+    CIFAR ResNets' 16 planes): the grid
     algorithm of functional.conv2d_grid_*; finput then holds the input's shifted grid
     (accGradParameters rebuilds it from the input when it is not this module's own, e.g.
     after a clone or a load), fgradInput that of gradOutput;
@@ -27,6 +28,7 @@ benchmarks/conv_algorithms.py times each algorithm on each kind of layer.
 import numpy as np
 
 from ...tensor import Tensor
+from ...threads import blas_threads
 from ..module import Module, clear, uniform_reset
 from .. import functional as F
 
@@ -164,15 +166,17 @@ class _SpatialConvolutionMMBase(Module):
     def _w4d(self, w, nOut, nIn):
         return w.numpy().reshape(nOut, nIn, self.kH, self.kW)
 
-    def _grid_buffer(self, t, batch, B, C, H, W, *live, pads=None):
+    def _grid_buffer(self, t, batch, B, C, H, W, *live, pads=None, held=False):
         """The flat elements of buffer t (finput or fgradInput) for the grid algorithm
         (functional.conv2d_grid_*) on B x C x H x W planes, when that algorithm is the one
-        to use and t is free to hold it; else None (im2col + GEMM)."""
+        to use (or t already `held` this module's grid) and t is free to hold it; else None
+        (im2col + GEMM)."""
         kW, kH, dW, dH, padW, padH = self._params()
         padH, padW = pads or (padH, padW)
         if not batch or B < 2 or F.array_module(t.numpy()) is not np:
             return None
-        if not F.conv2d_grid_fits(B, C, H, W, kH, kW, dH, dW, padH, padW, t.nElement()):
+        if not held and not F.conv2d_grid_fits(B, C, H, W, kH, kW, dH, dW, padH, padW,
+                                               t.nElement(), blas_threads()):
             return None
         return self._dead(t, t.nElement(), *live)
 
@@ -312,10 +316,12 @@ class _SpatialConvolutionMMBase(Module):
                              % (self._name(), 0 if finput is None else finput.nElement(), B * K * L))
         if self.gradWeight.is_meta():
             return
+        # the forward's choice holds even if the BLAS thread count (part of the rule) changed
+        held = self.__dict__.get('_pynn_grid') == self._grid_key(input)
         gbuf = self._grid_buffer(finput, batch, B, nIn, iH, iW, gradOutput, input,
-                                 self.gradWeight, gradBias)
+                                 self.gradWeight, gradBias, held=held)
         if gbuf is not None:
-            if self.__dict__.get('_pynn_grid') == self._grid_key(input):
+            if held:
                 S = F.grid_row_length(B, iH, iW, kH, kW, padH, padW)
                 m = gbuf[:kW * nIn * S].reshape(kW * nIn, S)
             else:   # finput not from a grid forward here (loaded, cloned): rebuild it
