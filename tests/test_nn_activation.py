@@ -107,6 +107,24 @@ def test_threshold_nan_and_large():
     close(m.backward(xt, xt.clone()), gi)
 
 
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+def test_relu_forward_bitwise_thnn_rule(dtype):
+    # THNN: y = x > 0 ? x : 0, so -0.0, NaN (either sign) and -inf give +0, denormals stay
+    special = np.array([-0.0, 0.0, np.nan, -np.nan, np.inf, -np.inf, 1e-310, -1e-310, 1e-44,
+                        -1e-44, 3.0, -3.0], dtype=dtype)
+    v = np.random.default_rng(3).permutation(np.tile(special, 1000)).reshape(4, 3, 1000)
+    def bits(a):
+        return np.ascontiguousarray(a).view(np.uint8)
+    t = pynn.from_numpy(v)
+    for x in (t, t.transpose(1, 3)):                              # contiguous, strided
+        a = x.numpy()
+        want = np.where(a > 0, a, dtype(0))
+        for m in (nn.Threshold(0, 0), nn.Threshold(0.0, 0.0), nn.ReLU()):
+            got = m.type(x.type()).forward(x).numpy()
+            assert got.dtype == want.dtype
+            assert np.array_equal(bits(got), bits(want))              # sign bits too
+
+
 def test_threshold_args():
     m = nn.Threshold()
     assert (m.threshold, m.val, m.inplace) == (1e-6, 0, False)

@@ -157,6 +157,20 @@ def _select(xp, out, x, keep, val):
             xp.copyto(out, x, where=keep)
 
 
+def _fmax_scalar(xp, x, th, out):
+    """out = fmax(x, th). NumPy's fmax runs SIMD only with two array operands (a scalar one
+    is ~2x slower than a fill and an array fmax), so for ReLU's th = +0 on floats out is
+    filled with 0 and used as the second operand; adding +0.0 then turns a -0.0 that fmax may
+    keep into THNN's +0 (x > 0 is false for -0.0, so THNN writes val = 0)."""
+    if (xp is np and th == 0 and out.dtype.kind == 'f' and np.copysign(1.0, th) > 0
+            and not np.may_share_memory(out, x)):
+        out.fill(0)
+        xp.fmax(x, out, out=out)
+        out += 0.0
+    else:
+        xp.fmax(x, th, out=out)
+
+
 # --- Threshold / ReLU ----------------------------------------------------------------------
 class Threshold(Module):
     """y = x > threshold ? x : val (THNN Threshold). Fields threshold, val, inplace."""
@@ -204,7 +218,7 @@ class Threshold(Module):
         x, out = input.numpy(), self.output.numpy()
         xp = xpof(out)
         if val == th:
-            xp.fmax(x, th, out=out)  # x > th ? x : th, and NaN -> th (= val) as THNN
+            _fmax_scalar(xp, x, th, out)  # x > th ? x : th, and NaN -> th (= val) as THNN
         else:
             for ob, xb in blocks(out, x):
                 _select(xp, ob, xb, xp.greater(xb, th), val)
