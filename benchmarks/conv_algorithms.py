@@ -8,8 +8,11 @@ with each of pynn's algorithms forced, next to PyTorch CPU on the same layer.
 'auto' is what pynn picks. float32, one batch size per layer, same thread count for both
 sides; the variants and PyTorch alternate (each timed run follows an untimed one of the
 same variant, so that none starts on the caches another left), medians of the runs (ms).
+With more than one thread each timed pair starts after an idle pause (--gap, 0.1 s by
+default there) so that the worker threads of the previous system, spin-waiting after their
+last call, have gone to sleep (see benchmarks/speed.py).
 
-    python benchmarks/conv_algorithms.py [--threads 1] [--repeats R]
+    python benchmarks/conv_algorithms.py [--threads 1] [--repeats R] [--gap S]
 """
 import argparse
 import os
@@ -51,7 +54,10 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--repeats', type=int, default=7)
+    p.add_argument('--gap', type=float, default=None,
+                   help='idle seconds before each timed pair (default 0.1 with threads > 1, else 0)')
     args = p.parse_args(argv)
+    gap = args.gap if args.gap is not None else (0.1 if args.threads > 1 else 0.0)
     pynn.setdefaulttensortype('torch.FloatTensor')
     torch.set_num_threads(args.threads)
     kinds = ['auto', 'mm', 'grid', 'flip']
@@ -88,10 +94,12 @@ def main(argv=None):
                 for kd in kinds:   # each timed run right after an untimed one of its own
                     if applicable[kd]:
                         _force(kd)
+                        time.sleep(gap)
                         run_pynn()
                         t = run_pynn()
                         if r:
                             times[kd].append(t)
+                time.sleep(gap)
                 run_torch()
                 t = run_torch()
                 if r:

@@ -4,9 +4,13 @@ Training step = forward + zeroGradParameters + backward (training mode); inferen
 in evaluate mode (torch: eval() and no_grad()). Same network (weights copied), batch, dtype
 (float32) and thread count for both sides (threadpoolctl limits NumPy's BLAS,
 torch.set_num_threads limits torch); each thread count in one run; the two systems
-alternate, and each figure is the median of several runs.
+alternate, and each figure is the median of several runs. Each timed run starts after an
+idle pause (--gap, seconds): after a parallel call OpenBLAS's and OpenMP's worker threads
+spin-wait for a while, and without the pause those of the system that ran just before
+share the cores with the one being timed (measured: up to 1.8x on PyTorch's 2-thread
+inference and 1.2x on pynn's); --gap 0 times them back to back.
 
-    python benchmarks/speed.py [--threads 1,2] [--repeats R] [--nets resnet,alexnet,...]
+    python benchmarks/speed.py [--threads 1,2] [--repeats R] [--gap S] [--nets resnet,...]
 """
 import argparse
 import os
@@ -64,12 +68,14 @@ def infer_torch(tnet, x, g=None):
     return time.perf_counter() - t0
 
 
-def _alternate(fa, a, fb, b, repeats):
+def _alternate(fa, a, fb, b, repeats, gap):
     fa(*a)
     fb(*b)  # warm-up (sizes every pynn buffer; lets torch allocate)
     ours, theirs = [], []
     for _ in range(repeats):
+        time.sleep(gap)
         ours.append(fa(*a))
+        time.sleep(gap)
         theirs.append(fb(*b))
     return statistics.median(ours), statistics.median(theirs)
 
@@ -78,13 +84,16 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument('--threads', default='1,2', help='comma-separated thread counts')
     p.add_argument('--repeats', type=int, default=5)
+    p.add_argument('--gap', type=float, default=0.1,
+                   help='idle seconds before each timed run (0: back to back)')
     p.add_argument('--nets', default=','.join(c[1] for c in CASES))
     args = p.parse_args(argv)
     threads = [int(t) for t in args.threads.split(',')]
     wanted = set(args.nets.split(','))
     pynn.setdefaulttensortype('torch.FloatTensor')
-    print('float32; median of %d alternating runs; training step = forward + zeroGradParameters '
-          '+ backward; inference = forward in evaluate mode' % args.repeats)
+    print('float32; median of %d alternating runs, %.2f s idle before each; training step = '
+          'forward + zeroGradParameters + backward; inference = forward in evaluate mode'
+          % (args.repeats, args.gap))
     print('%-20s %3s | %9s %9s %6s | %9s %9s %6s'
           % ('network', 'thr', 'train pynn', 'torch', 'ratio', 'infer pynn', 'torch', 'ratio'))
     for name, key, build in CASES:
@@ -103,10 +112,12 @@ def main(argv=None):
             with threadpool_limits(limits=nt, user_api='blas'):
                 net.training()
                 tnet.train()
-                a, b = _alternate(time_pynn, (net, x, g), time_torch, (tnet, tx, tg), args.repeats)
+                a, b = _alternate(time_pynn, (net, x, g), time_torch, (tnet, tx, tg), args.repeats,
+                                    args.gap)
                 net.evaluate()
                 tnet.eval()
-                c, d = _alternate(infer_pynn, (net, x), infer_torch, (tnet, tx), args.repeats)
+                c, d = _alternate(infer_pynn, (net, x), infer_torch, (tnet, tx), args.repeats,
+                                    args.gap)
                 net.training()
                 tnet.train()
             print('%-20s %3d | %9.4f %9.4f %5.2fx | %9.4f %9.4f %5.2fx'
