@@ -496,18 +496,13 @@ def run_all(settings=None, models=None, meta=False, real=False, optimal=True, pr
 
 
 def blas_threads(n):
-    """A context limiting the BLAS threads to n (threadpoolctl, when installed); n = 0 or None:
-    leave them. On a shared 2-core machine OpenBLAS's spinning threads can make GEMMs 10x slower
-    than one thread does; one thread is the robust default for the command."""
+    """A context limiting the BLAS threads to n; n = 0 or None: leave them. On a shared 2-core
+    machine OpenBLAS's spinning threads can make GEMMs 10x slower than one thread does; one
+    thread is the robust default for the command."""
     import contextlib
     if not n:
         return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        sys.stderr.write('pynn-optnet tables: threadpoolctl is not installed, BLAS threads left as they are '
-                         '(set OPENBLAS_NUM_THREADS=%d before starting to limit them)\n' % n)
-        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
     return threadpool_limits(limits=n, user_api='blas')
 
 
