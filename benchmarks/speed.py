@@ -10,6 +10,10 @@ spin-wait for a while, and without the pause those of the system that ran just b
 share the cores with the one being timed (measured: up to 1.8x on PyTorch's 2-thread
 inference and 1.2x on pynn's); --gap 0 times them back to back.
 
+The inference columns also time a copy of the network after optnet.optimizeMemory (mode
+'inference', the original's defaults): same weights and outputs, its buffers shared, so that
+they stay in cache from one layer to the next.
+
     python benchmarks/speed.py [--threads 1,2] [--repeats R] [--gap S] [--nets resnet,...]
 """
 import argparse
@@ -21,12 +25,12 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # noqa: E402,F401
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from threadpoolctl import threadpool_limits, threadpool_info  # noqa: E402
 
 import pynn  # noqa: E402
-from pynn import models  # noqa: E402
+from pynn import models, optnet  # noqa: E402
 from torchnet import to_torch  # noqa: E402
 
 CASES = [
@@ -68,16 +72,16 @@ def infer_torch(tnet, x, g=None):
     return time.perf_counter() - t0
 
 
-def _alternate(fa, a, fb, b, repeats, gap):
-    fa(*a)
-    fb(*b)  # warm-up (sizes every pynn buffer; lets torch allocate)
-    ours, theirs = [], []
+def _alternate(runs, repeats, gap):
+    """Medians of `repeats` timed runs of each (function, args) in runs, taken in turn."""
+    for f, a in runs:
+        f(*a)  # warm-up (sizes every pynn buffer; lets torch allocate)
+    times = [[] for _ in runs]
     for _ in range(repeats):
-        time.sleep(gap)
-        ours.append(fa(*a))
-        time.sleep(gap)
-        theirs.append(fb(*b))
-    return statistics.median(ours), statistics.median(theirs)
+        for (f, a), t in zip(runs, times):
+            time.sleep(gap)
+            t.append(f(*a))
+    return [statistics.median(t) for t in times]
 
 
 def main(argv=None):
@@ -94,8 +98,9 @@ def main(argv=None):
     print('float32; median of %d alternating runs, %.2f s idle before each; training step = '
           'forward + zeroGradParameters + backward; inference = forward in evaluate mode'
           % (args.repeats, args.gap))
-    print('%-20s %3s | %9s %9s %6s | %9s %9s %6s'
-          % ('network', 'thr', 'train pynn', 'torch', 'ratio', 'infer pynn', 'torch', 'ratio'))
+    print('%-20s %3s | %9s %9s %6s | %9s %9s %6s | %9s %6s'
+          % ('network', 'thr', 'train pynn', 'torch', 'ratio', 'infer pynn', 'torch', 'ratio',
+             '+optnet', 'ratio'))
     for name, key, build in CASES:
         if key not in wanted:
             continue
@@ -107,21 +112,28 @@ def main(argv=None):
         g = pynn.rand(*out.size())
         tx = torch.from_numpy(x.numpy().copy()).requires_grad_(True)
         tg = torch.from_numpy(g.numpy().copy())
+        pynn.manualSeed(1)
+        onet = build()[0]
+        onet.evaluate()
+        net.evaluate()
+        want = net.forward(x).numpy().copy()
+        optnet.optimizeMemory(onet, x, {'mode': 'inference'})
+        np.testing.assert_array_equal(onet.forward(x).numpy(), want)
         for nt in threads:
             torch.set_num_threads(nt)
             with threadpool_limits(limits=nt, user_api='blas'):
                 net.training()
                 tnet.train()
-                a, b = _alternate(time_pynn, (net, x, g), time_torch, (tnet, tx, tg), args.repeats,
-                                    args.gap)
+                a, b = _alternate([(time_pynn, (net, x, g)), (time_torch, (tnet, tx, tg))],
+                                  args.repeats, args.gap)
                 net.evaluate()
                 tnet.eval()
-                c, d = _alternate(infer_pynn, (net, x), infer_torch, (tnet, tx), args.repeats,
-                                    args.gap)
+                c, d, e = _alternate([(infer_pynn, (net, x)), (infer_torch, (tnet, tx)),
+                                      (infer_pynn, (onet, x))], args.repeats, args.gap)
                 net.training()
                 tnet.train()
-            print('%-20s %3d | %9.4f %9.4f %5.2fx | %9.4f %9.4f %5.2fx'
-                  % (name, nt, a, b, a / b, c, d, c / d))
+            print('%-20s %3d | %9.4f %9.4f %5.2fx | %9.4f %9.4f %5.2fx | %9.4f %5.2fx'
+                  % (name, nt, a, b, a / b, c, d, c / d, e, e / d))
             sys.stdout.flush()
     blas = [(i['internal_api'], i['num_threads']) for i in threadpool_info() if i['user_api'] == 'blas']
     print('BLAS: %s' % blas)
