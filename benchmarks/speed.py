@@ -7,8 +7,9 @@ torch.set_num_threads limits torch); each thread count in one run; the two syste
 alternate, and each figure is the median of several runs. Each timed run starts after an
 idle pause (--gap, seconds): after a parallel call OpenBLAS's and OpenMP's worker threads
 spin-wait for a while, and without the pause those of the system that ran just before
-share the cores with the one being timed (measured: up to 1.8x on PyTorch's 2-thread
-inference and 1.2x on pynn's); --gap 0 times them back to back.
+share the cores with the one being timed (measured on resnet-20's 2-thread inference:
+PyTorch's 2.1-2.3x slower right after pynn's, pynn's 1.1-1.4x after PyTorch's); --gap 0
+times them back to back.
 
 The inference columns also time a copy of the network after optnet.optimizeMemory (mode
 'inference', the original's defaults): same weights and outputs, its buffers shared, so that
