@@ -16,7 +16,10 @@ def _controllers():
     if _blas is None:
         import numpy  # noqa: F401  (its BLAS must be loaded before the search)
         from threadpoolctl import ThreadpoolController
-        _blas = ThreadpoolController().select(user_api='blas').lib_controllers
+        try:
+            _blas = ThreadpoolController().select(user_api='blas').lib_controllers
+        except Exception:  # pragma: no cover - a library threadpoolctl cannot inspect
+            _blas = []     # the thread count is then unknown; nothing else depends on it
     return _blas
 
 
