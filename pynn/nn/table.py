@@ -376,10 +376,15 @@ class CAddTable(Module):
         if self.output.is_meta():
             return self.output
         out = self.output.numpy()
-        if not self.inplace:
-            out[...] = input[0].numpy()
         xp = backend.array_module(out)
-        for t in input[1:]:
+        rest = input[1:]
+        if not self.inplace:   # the first sum straight into output: one pass fewer than a copy
+            if rest:
+                xp.add(input[0].numpy(), _arr(rest[0], out.shape), out=out)
+                rest = rest[1:]
+            else:
+                out[...] = input[0].numpy()
+        for t in rest:
             xp.add(out, _arr(t, out.shape), out=out)
         return self.output
 
