@@ -15,10 +15,10 @@ else into chunk-sized temporaries.
 
 Two batch algorithms for stride 1 use the same buffers differently (their sizes unchanged):
   * few input planes (kW*nIn from 24 to 64, to 96 when the BLAS runs on one thread; e.g.
-    CIFAR ResNets' 16 planes): the grid
-    algorithm of functional.conv2d_grid_*; finput then holds the input's shifted grid
-    (accGradParameters rebuilds it from the input when it is not this module's own, e.g.
-    after a clone or a load), fgradInput that of gradOutput;
+    CIFAR ResNets' 16 planes): the grid algorithm of functional.conv2d_grid_*; finput then
+    holds the input's shifted grid (accGradParameters rebuilds it from the input when it is
+    not this module's own, e.g. after a clone or a load, and reads it whatever the thread
+    count is by then), fgradInput that of gradOutput;
   * otherwise, up to 1024 rows in gradOutput's unfolding: updateGradInput is the
     convolution of gradOutput with the flipped kernels (fgradInput holds that unfolding)
     instead of a GEMM and a col2im.
