@@ -23,6 +23,7 @@ from ..backend import array_module
 # but never split below _CHUNK_MIN elements (tiny chunks cost Python overhead).
 _CHUNK_DIV = 32
 _CHUNK_MIN = 1 << 12
+_POOL_BLOCK = 1 << 18
 
 
 # NumPy's ufuncs on strided (non-contiguous) operands set up iteration buffers of
@@ -129,11 +130,12 @@ def _index_grid(xp, iy, ny, ix, nx, dH, dW, iW):
     return r[:, None] + c[None, :]
 
 
-def _chunks(B, C, plane, total=None):
+def _chunks(B, C, plane, total=None, floor=0):
     """Split (B, C) planes into blocks (b0, b1, c0, c1) of bounded size: whole batch items
-    when a sample is small, else channel ranges of one sample."""
+    when a sample is small, else channel ranges of one sample. `floor`: elements a block may
+    hold whatever the total (kernels with many passes per block amortise their calls)."""
     total = B * C * plane if total is None else total
-    limit = max(_CHUNK_MIN, total // _CHUNK_DIV)
+    limit = max(_CHUNK_MIN, total // _CHUNK_DIV, floor)
     per = max(1, limit // max(plane, 1))
     if per >= C:
         nb = max(1, per // C)
@@ -761,12 +763,13 @@ class _PhasePlanes:
         return flat.reshape(n, self.QH, self.QW)[:, :self.oH, :self.oW]
 
 
-def _phase_chunks(xp, dtype, shape, oH, oW, kH, kW, dH, dW, padH, padW, pad_value, total=None):
+def _phase_chunks(xp, dtype, shape, oH, oW, kH, kW, dH, dW, padH, padW, pad_value, total=None,
+                  floor=0):
     """Chunks (b0, b1, c0, c1, n planes) of a (B, C, iH, iW) batch with one _PhasePlanes for
     all, sized by the first (largest) chunk; yields (b0, b1, c0, c1, n, planes)."""
     B, C, iH, iW = shape
     pp = None
-    for b0, b1, c0, c1 in _chunks(B, C, iH * iW, total):
+    for b0, b1, c0, c1 in _chunks(B, C, iH * iW, total, floor):
         n = (b1 - b0) * (c1 - c0)
         if pp is None:
             pp = _PhasePlanes(xp, dtype, n, iH, iW, oH, oW, kH, kW, dH, dW, padH, padW, pad_value)
@@ -786,8 +789,11 @@ def _maxpool2d_forward_flat(xp, x, out, ind, kH, kW, dH, dW, padH, padW):
     delta = xp.asarray([0] + [ky * iW + kx for ky in range(kH) for kx in range(kW)],
                        dtype=ind.dtype)
     mx = None
+    # ~5 passes per kernel offset on each block: blocks of up to 1/16 of the input (at most
+    # _POOL_BLOCK elements, about L2-sized) rather than 1/32 keep the calls' overhead small
+    floor = min(_POOL_BLOCK, x.size // 16)
     for b0, b1, c0, c1, n, pp in _phase_chunks(xp, x.dtype, x.shape, oH, oW, kH, kW, dH, dW,
-                                               padH, padW, -np.inf):
+                                               padH, padW, -np.inf, floor=floor):
         if mx is None:   # sized by the first (largest) chunk
             mx, nm = xp.empty(pp.N, dtype=x.dtype), xp.empty(pp.N, dtype=np.uint8)
             mask, tmp = xp.empty(pp.N, dtype=bool), xp.empty(pp.N, dtype=np.uint8)
@@ -834,7 +840,7 @@ def maxpool2d_backward(go, ind, gx, kH, kW, dH, dW, padH, padW):
         return _maxpool2d_backward_offsets(go, ind, gx, kH, kW, dH, dW, padH, padW)
     P, L = iH * iW, oH * oW
     flat = gx.reshape(-1)
-    for b0, b1, c0, c1 in _chunks(B, C, L):
+    for b0, b1, c0, c1 in _chunks(B, C, L, floor=min(_POOL_BLOCK, B * C * L // 16)):
         n = (b1 - b0) * (c1 - c0)
         ic = ind[b0:b1, c0:c1]
         idx = ic.reshape(n, L) - 1
