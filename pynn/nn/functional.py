@@ -763,6 +763,13 @@ class _PhasePlanes:
         return flat.reshape(n, self.QH, self.QW)[:, :self.oH, :self.oW]
 
 
+def _pool_floor(size):
+    """Block size floor for the pooling kernels, which make several NumPy calls per kernel
+    offset on each block: up to 1/16 of the array (at most _POOL_BLOCK elements, about
+    L2-sized) rather than _chunks' 1/32, so that the calls' overhead stays small."""
+    return min(_POOL_BLOCK, size // 16)
+
+
 def _phase_chunks(xp, dtype, shape, oH, oW, kH, kW, dH, dW, padH, padW, pad_value, total=None,
                   floor=0):
     """Chunks (b0, b1, c0, c1, n planes) of a (B, C, iH, iW) batch with one _PhasePlanes for
@@ -789,11 +796,8 @@ def _maxpool2d_forward_flat(xp, x, out, ind, kH, kW, dH, dW, padH, padW):
     delta = xp.asarray([0] + [ky * iW + kx for ky in range(kH) for kx in range(kW)],
                        dtype=ind.dtype)
     mx = None
-    # ~5 passes per kernel offset on each block: blocks of up to 1/16 of the input (at most
-    # _POOL_BLOCK elements, about L2-sized) rather than 1/32 keep the calls' overhead small
-    floor = min(_POOL_BLOCK, x.size // 16)
     for b0, b1, c0, c1, n, pp in _phase_chunks(xp, x.dtype, x.shape, oH, oW, kH, kW, dH, dW,
-                                               padH, padW, -np.inf, floor=floor):
+                                               padH, padW, -np.inf, floor=_pool_floor(x.size)):
         if mx is None:   # sized by the first (largest) chunk
             mx, nm = xp.empty(pp.N, dtype=x.dtype), xp.empty(pp.N, dtype=np.uint8)
             mask, tmp = xp.empty(pp.N, dtype=bool), xp.empty(pp.N, dtype=np.uint8)
@@ -840,7 +844,7 @@ def maxpool2d_backward(go, ind, gx, kH, kW, dH, dW, padH, padW):
         return _maxpool2d_backward_offsets(go, ind, gx, kH, kW, dH, dW, padH, padW)
     P, L = iH * iW, oH * oW
     flat = gx.reshape(-1)
-    for b0, b1, c0, c1 in _chunks(B, C, L, floor=min(_POOL_BLOCK, B * C * L // 16)):
+    for b0, b1, c0, c1 in _chunks(B, C, L, floor=_pool_floor(B * C * L)):
         n = (b1 - b0) * (c1 - c0)
         ic = ind[b0:b1, c0:c1]
         idx = ic.reshape(n, L) - 1
@@ -923,7 +927,7 @@ def avgpool2d_forward(x, out, div, kH, kW, dH, dW, padH, padW):
         return
     acc = None
     for b0, b1, c0, c1, n, pp in _phase_chunks(xp, x.dtype, x.shape, oH, oW, kH, kW, dH, dW,
-                                               padH, padW, 0):
+                                               padH, padW, 0, floor=_pool_floor(x.size)):
         if acc is None:
             acc = xp.empty(pp.N, dtype=x.dtype)
         o = acc[:n * pp.QH * pp.QW]
@@ -960,7 +964,7 @@ def avgpool2d_backward(go, gx, div, kH, kW, dH, dW, padH, padW):
         return
     g = None
     for b0, b1, c0, c1, n, pp in _phase_chunks(xp, gx.dtype, gx.shape, oH, oW, kH, kW, dH, dW,
-                                               padH, padW, 0):
+                                               padH, padW, 0, floor=_pool_floor(gx.size)):
         if g is None:
             g = xp.zeros(pp.N, dtype=gx.dtype)   # zero outside the outputs, for good
         gc = g[:n * pp.QH * pp.QW]
