@@ -46,3 +46,14 @@ def setnumthreads(n):
                          % (n,))
     for lib in _controllers():
         lib.set_num_threads(count)
+
+
+def limited(n):
+    """A context running NumPy's BLAS on n threads (restored on exit); n = 0 or None: leave
+    them as they are."""
+    import contextlib
+    if not n:
+        return contextlib.nullcontext()
+    _controllers()   # NumPy's BLAS loaded before threadpoolctl looks
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=n, user_api='blas')

@@ -247,3 +247,13 @@ def test_unknown_blas_keeps_the_rule_for_many_threads(monkeypatch):
     monkeypatch.setattr(pynn.threads, '_blas', [])
     assert pynn.threads.blas_threads() is None and pynn.getnumthreads() == 1
     pynn.setnumthreads(3)   # nothing to set: no error
+
+
+def test_limited_sets_then_restores_the_blas_threads(blas_threads_restored):
+    pynn.setnumthreads(2)
+    before = pynn.getnumthreads()
+    with pynn.threads.limited(1):
+        assert pynn.getnumthreads() == 1
+    assert pynn.getnumthreads() == before
+    with pynn.threads.limited(0):   # 0: left as they are
+        assert pynn.getnumthreads() == before

@@ -29,6 +29,8 @@ import json
 import sys
 import time
 
+from .. import threads
+
 MiB = 1048576.0
 FIELDS = ('total_size', 'outputs', 'gradInputs', 'buffers', 'params')
 SHORT = {'total_size': 'total', 'outputs': 'outputs', 'gradInputs': 'gradInputs', 'buffers': 'buffers',
@@ -495,20 +497,11 @@ def run_all(settings=None, models=None, meta=False, real=False, optimal=True, pr
     return records
 
 
-def blas_threads(n):
-    """A context limiting the BLAS threads to n; n = 0 or None: leave them. On a shared 2-core
-    machine OpenBLAS's spinning threads can make GEMMs 10x slower than one thread does; one
-    thread is the robust default for the command."""
-    import contextlib
-    if not n:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(limits=n, user_api='blas')
-
-
 def main(args):
     t0 = time.perf_counter()
-    with blas_threads(getattr(args, 'threads', 1)):
+    # one BLAS thread by default: on a shared 2-core machine OpenBLAS's spinning threads can
+    # make GEMMs 10x slower than one thread does
+    with threads.limited(getattr(args, 'threads', 1)):
         records = run_all(settings=args.setting, models=args.model, meta=args.meta, real=args.real,
                           optimal=not args.no_optimal, progress=not args.no_progress,
                           today=args.today, lua2016=args.lua2016)

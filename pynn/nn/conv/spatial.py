@@ -175,8 +175,10 @@ class _SpatialConvolutionMMBase(Module):
         padH, padW = pads or (padH, padW)
         if not batch or B < 2 or F.array_module(t.numpy()) is not np:
             return None
-        if not held and not F.conv2d_grid_fits(B, C, H, W, kH, kW, dH, dW, padH, padW,
-                                               t.nElement(), blas_threads()):
+        if held:   # only read (accGradParameters): no overlap with live tensors to fear
+            return self._dead(t, t.nElement())
+        if not F.conv2d_grid_fits(B, C, H, W, kH, kW, dH, dW, padH, padW, t.nElement(),
+                                  blas_threads()):
             return None
         return self._dead(t, t.nElement(), *live)
 
