@@ -43,7 +43,7 @@ _flip = spatial._SpatialConvolutionMMBase._flipped_conv_cols
 def _force(kind):
     F.conv2d_grid_fits = _fits if kind in ('auto', 'grid') else (lambda *a: False)
     if kind == 'grid':
-        F.conv2d_grid_fits = lambda B, C, H, W, kH, kW, dH, dW, pH, pW, room, threads=None: (
+        F.conv2d_grid_fits = lambda B, C, H, W, kH, kW, dH, dW, pH, pW, room: (
             dH == dW == 1 and kH > 1 and kW > 1 and pH < kH and pW < kW
             and kW * C * F.grid_row_length(B, H, W, kH, kW, pH, pW) <= room)
     spatial._SpatialConvolutionMMBase._flipped_conv_cols = (

@@ -2,8 +2,7 @@
 
 Torch7 sets its OpenMP and BLAS thread count here; pynn's parallel work is the BLAS calls
 (GEMMs of convolutions and linear layers), so these read and set the thread count of the
-BLAS library NumPy loaded (OpenBLAS, MKL, BLIS), through threadpoolctl. Some convolution
-algorithms are chosen by it (see nn.functional.conv2d_grid_fits).
+BLAS library NumPy loaded (OpenBLAS, MKL, BLIS), through threadpoolctl.
 """
 import operator
 

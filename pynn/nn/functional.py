@@ -490,37 +490,38 @@ def conv2d_mm_backward_weight(go, cols, gw2, gbias, scale, budget=None, scratch=
 # Stride-1 convolutions with few input planes (e.g. the 16-plane layers of CIFAR ResNets) make
 # im2col's GEMM a poor one: K = C*kH*kW is short, and the unfolded input is kH*kW copies of
 # the data. Here the batch is laid out once as a "grid" (C, images x rows x Wg): the planes
-# with zero rows and columns between them, so that every kernel offset (ky, kx) is the constant
-# shift ky*Wg + kx of the flat grid. Only the kW column shifts are materialised (kW copies,
-# rows (kx, c)); the kH row shifts are folded into the GEMM's output rows (ky, o) and summed
-# with shifted slices afterwards: one GEMM of (kH*nOut) x (kW*C) by (kW*C) x (grid length),
-# whose dimensions suit BLAS better, over kW/(kH*kW) of im2col's data.
+# with zero rows between them, so that every kernel row offset ky is the constant shift ky*Wg
+# of the flat grid. The kW column shifts are materialised (kW copies, rows (kx, c), with the
+# columns that fall in the padding zeroed, so that rows need no zero columns between them and
+# whole planes copy as one run); the kH row shifts are folded into the GEMM's output rows
+# (ky, o) and summed with shifted slices afterwards: one GEMM of (kH*nOut) x (kW*C) by
+# (kW*C) x (grid length), whose dimensions suit BLAS better, over kW/(kH*kW) of im2col's data.
 _GRID_CHUNK = 1 << 18   # elements of the GEMM's output block (~1 MiB in float32: stays in cache)
 
 
 def grid_geometry(H, W, kH, kW, padH, padW):
-    """(rows per image, row width) of the grid of H x W planes: zero rows and columns between
-    planes, enough for the padding on both sides of any kernel offset."""
-    return H + max(padH, kH - 1 - padH), W + max(padW, kW - 1 - padW)
+    """(rows per image, row width) of the grid of H x W planes: zero rows between planes,
+    enough for the padding on both sides of any kernel offset; rows as wide as the wider of
+    the input and the output (the column padding is masked, not stored)."""
+    return H + max(padH, kH - 1 - padH), max(W, W + 2 * padW - kW + 1)
 
 
 def grid_row_length(B, H, W, kH, kW, padH, padW):
     """Elements per (kx, c) row of the shifted grid of B planes: the output positions of all
-    images plus the reach of the last row shift, plus kW - 1 for the column shifts."""
+    images plus the reach of the last row shift."""
     Hs, Wg = grid_geometry(H, W, kH, kW, padH, padW)
-    return B * Hs * Wg + (kH - 1) * Wg + kW - 1
+    return (B * Hs + kH - 1) * Wg
 
 
-def conv2d_grid_fits(B, C, H, W, kH, kW, dH, dW, padH, padW, room, threads=None):
+def conv2d_grid_fits(B, C, H, W, kH, kW, dH, dW, padH, padW, room):
     """Whether the grid algorithm is the one to use for a convolution of B x C x H x W input
     planes, and its shifted grid fits in `room` elements (finput's, for the forward): stride
-    1, a 2-D kernel, the padding within the kernel, kW*C from 24 to 64 (the regime where it
-    beats im2col + GEMM; benchmarks/conv_algorithms.py), to 96 when the BLAS runs on one
-    thread (`threads`, None where unknown: im2col's one big GEMM threads better than the
-    grid's blocks and copies), and at most ~15% of the grid spent on separating zeros."""
+    1, a 2-D kernel, the padding within the kernel, kW*C from 24 to 96 (the regime where it
+    beats im2col + GEMM at 1 and 2 BLAS threads; benchmarks/conv_algorithms.py), and at most
+    ~15% of the grid spent on separating zeros."""
     if dH != 1 or dW != 1 or kH < 2 or kW < 2 or padH > kH - 1 or padW > kW - 1:
         return False
-    if not 24 <= kW * C <= (96 if threads == 1 else 64):
+    if not 24 <= kW * C <= 96:
         return False
     Hs, Wg = grid_geometry(H, W, kH, kW, padH, padW)
     oH, oW = H + 2 * padH - kH + 1, W + 2 * padW - kW + 1
@@ -532,20 +533,37 @@ def conv2d_grid_fits(B, C, H, W, kH, kW, dH, dW, padH, padW, room, threads=None)
 def conv2d_grid_load(x, gbuf, kH, kW, padH, padW):
     """Lay x (B, C, H, W) out in gbuf (flat) as the kW column shifts of its grid; returns the
     (kW*C, S) matrix (rows (kx, c)) whose column q + ky*Wg is the input under kernel offset
-    (ky, 0) of the output at grid position q."""
+    (ky, kx) of the output at grid position q (zero where that offset falls in the padding)."""
     xp = array_module(gbuf)
     B, C, H, W = x.shape
     Hs, Wg = grid_geometry(H, W, kH, kW, padH, padW)
     S = grid_row_length(B, H, W, kH, kW, padH, padW)
     g3 = gbuf[:kW * C * S].reshape(kW, C, S)
-    g0 = g3[0]
-    g0.fill(0)
-    off = padH * Wg + padW
-    planes = g0[:, off:off + B * Hs * Wg].reshape(C, B, Hs, Wg)[:, :, :H, :W]
-    xp.copyto(planes, x.transpose(1, 0, 2, 3))
-    for kx in range(1, kW):
-        xp.copyto(g3[kx][:, :S - kx], g0[:, kx:])
-        g3[kx][:, S - kx:].fill(0)
+    # the unshifted copy (kx = padW): image b's row r at grid row b*Hs + padH + r
+    c = g3[padW]
+    body = c[:, :B * Hs * Wg].reshape(C, B, Hs, Wg)
+    body[:, :, :padH].fill(0)
+    body[:, :, padH + H:].fill(0)
+    if Wg > W:
+        body[:, :, padH:padH + H, W:].fill(0)
+    c[:, B * Hs * Wg:].fill(0)
+    xp.copyto(body[:, :, padH:padH + H, :W], x.transpose(1, 0, 2, 3))
+    # the other offsets: one flat shifted copy each (whole rows of kW*C*S: NumPy copies a
+    # 2-D shifted view several times slower), then the columns that left the plane zeroed;
+    # the elements carried across (kx, c) rows are such columns too
+    n = C * S
+    flat = g3.reshape(kW, n)
+    for kx in range(kW):
+        s = kx - padW
+        if s == 0:
+            continue
+        rows = g3[kx].reshape(C, S // Wg, Wg)
+        if s > 0:
+            xp.copyto(flat[kx, :n - s], flat[padW, s:])
+            rows[:, :, max(0, W - s):].fill(0)
+        else:
+            xp.copyto(flat[kx, -s:], flat[padW, :n + s])
+            rows[:, :, :-s].fill(0)
     return g3.reshape(kW * C, S)
 
 

@@ -14,11 +14,10 @@ accGradParameters, gradInput before its col2im in updateGradInput) when it is bi
 else into chunk-sized temporaries.
 
 Two batch algorithms for stride 1 use the same buffers differently (their sizes unchanged):
-  * few input planes (kW*nIn from 24 to 64, to 96 when the BLAS runs on one thread; e.g.
-    CIFAR ResNets' 16 planes): the grid algorithm of functional.conv2d_grid_*; finput then
-    holds the input's shifted grid (accGradParameters rebuilds it from the input when it is
-    not this module's own, e.g. after a clone or a load, and reads it whatever the thread
-    count is by then), fgradInput that of gradOutput;
+  * few input planes (kW*nIn from 24 to 96; e.g. CIFAR ResNets' 16 and 32 planes): the grid
+    algorithm of functional.conv2d_grid_*; finput then holds the input's shifted grid
+    (accGradParameters rebuilds it from the input when it is not this module's own, e.g.
+    after a clone or a load), fgradInput that of gradOutput;
   * otherwise, up to 1024 rows in gradOutput's unfolding: updateGradInput is the
     convolution of gradOutput with the flipped kernels (fgradInput holds that unfolding)
     instead of a GEMM and a col2im.
@@ -28,7 +27,6 @@ benchmarks/conv_algorithms.py times each algorithm on each kind of layer.
 import numpy as np
 
 from ...tensor import Tensor
-from ...threads import blas_threads
 from ..module import Module, clear, uniform_reset
 from .. import functional as F
 
@@ -177,8 +175,7 @@ class _SpatialConvolutionMMBase(Module):
             return None
         if held:   # only read (accGradParameters): no overlap with live tensors to fear
             return self._dead(t, t.nElement())
-        if not F.conv2d_grid_fits(B, C, H, W, kH, kW, dH, dW, padH, padW, t.nElement(),
-                                  blas_threads()):
+        if not F.conv2d_grid_fits(B, C, H, W, kH, kW, dH, dW, padH, padW, t.nElement()):
             return None
         return self._dead(t, t.nElement(), *live)
 
@@ -318,7 +315,7 @@ class _SpatialConvolutionMMBase(Module):
                              % (self._name(), 0 if finput is None else finput.nElement(), B * K * L))
         if self.gradWeight.is_meta():
             return
-        # the forward's choice holds even if the BLAS thread count (part of the rule) changed
+        # finput holds this module's grid when the forward's record matches
         held = self.__dict__.get('_pynn_grid') == self._grid_key(input)
         gbuf = self._grid_buffer(finput, batch, B, nIn, iH, iW, gradOutput, input,
                                  self.gradWeight, gradBias, held=held)
