@@ -125,6 +125,23 @@ def test_relu_forward_bitwise_thnn_rule(dtype):
             assert np.array_equal(bits(got), bits(want))              # sign bits too
 
 
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+@pytest.mark.parametrize('n', [100, 6000])      # below and above the blocked path's floor
+def test_relu_inplace_bitwise_thnn_rule(dtype, n):
+    # THNN in place: x <= 0 -> 0, else x unchanged: -0.0 and -inf give +0, NaN keeps its bits
+    special = np.array([-0.0, 0.0, np.nan, -np.nan, np.inf, -np.inf, 1e-310, -1e-310, 1e-44,
+                        -1e-44, 3.0, -3.0], dtype=dtype)
+    v = np.random.default_rng(4).permutation(np.tile(special, n)).reshape(4, 3, n)
+    want = np.where(v <= 0, dtype(0), v)
+    for strided in (False, True):
+        t = pynn.from_numpy(v.copy())
+        x = t.transpose(1, 3) if strided else t
+        m = nn.ReLU(True).type(x.type())
+        y = m.forward(x)
+        assert y.storage() is x.storage()
+        assert np.array_equal(t.numpy().view(np.uint8), want.view(np.uint8))
+
+
 def test_threshold_args():
     m = nn.Threshold()
     assert (m.threshold, m.val, m.inplace) == (1e-6, 0, False)
