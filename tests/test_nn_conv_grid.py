@@ -80,6 +80,30 @@ def test_grid_vs_torch(cfg, seed):
     assert m.fgradInput.size() == (B, K, L) and m.fgradInput.storage().size() == B * K * L
 
 
+@pytest.mark.parametrize('kH,kW,padH,padW', [(2, 2, 0, 0), (2, 2, 1, 1), (3, 3, 1, 1),
+                                              (3, 3, 2, 2), (4, 4, 1, 1), (4, 4, 2, 2),
+                                              (5, 3, 2, 1), (3, 5, 2, 3), (5, 5, 4, 4),
+                                              (4, 2, 3, 1)])
+def test_grid_every_padding_with_stale_buffers(kH, kW, padH, padW):
+    # grid rows as wide as the input ("same" width), wider (output wider than the input) and
+    # with unused columns (output narrower); the padding columns are zeroed in the shifted
+    # copies, not stored: buffers full of NaN beforehand must not leak into any result
+    pynn.setdefaulttensortype('torch.DoubleTensor')
+    nIn, B, H, W = -(-24 // kW), 3, 30, 30
+    oH, oW = H + 2 * padH - kH + 1, W + 2 * padW - kW + 1
+    assert F.conv2d_grid_fits(B, nIn, H, W, kH, kW, 1, 1, padH, padW, B * nIn * kH * kW * oH * oW)
+    m = nn.SpatialConvolution(nIn, 4, kW, kH, 1, 1, padW, padH)
+    rng = np.random.default_rng(kH * 100 + kW * 10 + padH + padW)
+    x, go = rng.standard_normal((B, nIn, H, W)), rng.standard_normal((B, 4, oH, oW))
+    _run(m, T(x), T(go), 1.0)
+    for buf in (m.finput, m.fgradInput, m.output, m.gradInput):
+        buf.storage().data[:] = np.nan
+    got = _run(m, T(x), T(go), 1.0)
+    assert '_pynn_grid' in m.__dict__
+    for a, b in zip(got, torch_grads(m, x, go, 1.0)):
+        np.testing.assert_allclose(a, b, atol=TOL, rtol=0)
+
+
 def _both_paths(monkeypatch, m, x, go, scale=1.0):
     grid = _run(m, x, go, scale)
     assert '_pynn_grid' in m.__dict__
