@@ -326,3 +326,33 @@ def test_replays_leave_running_averages_and_input_as_the_original():
     assert np.array_equal(x.numpy(), x0.numpy())
     for f in ('running_mean', 'running_var'):
         assert np.allclose(net.get(2).__dict__[f].numpy(), ref.get(2).__dict__[f].numpy(), rtol=0, atol=1e-15)
+
+
+def test_remove_optimization_unshares_in_place_switched_outputs():
+    # inference mode switches ReLU and Dropout in place: their outputs become views of their
+    # input's storage. removeOptimization gives every module fresh, unshared outputs, so that
+    # a training pass (in-place flags off again) matches a never-optimized copy
+    pynn.setdefaulttensortype('torch.DoubleTensor')
+    pynn.manualSeed(0)
+    net = (nn.Sequential()
+           .add(nn.Concat(2).add(nn.Sequential().add(nn.ReLU()).add(nn.ReLU())).add(nn.Dropout(0.3)))
+           .add(nn.SpatialMaxPooling(2, 2, 2, 2)).add(nn.View(-1).setNumInputDims(3)))
+    ref = net.clone()
+    x = pynn.rand(1, 1, 4, 4)
+    net.evaluate()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        optnet.optimizeMemory(net, x.clone(), {'mode': 'inference'})
+    net.forward(x.clone())
+    optnet.removeOptimization(net)
+    storages = [m.output.storage() for m in net.listModules() if m.output.storage() is not None]
+    assert storages == []                         # every output empty until the next pass
+    g = pynn.rand(1, 8)
+    got = []
+    for m in (net, ref):
+        m.training()
+        pynn.manualSeed(5)
+        m.forward(x.clone())
+        got.append((m.output.numpy().copy(), m.backward(x.clone(), g.clone()).numpy().copy()))
+    np.testing.assert_array_equal(got[0][0], got[1][0])
+    np.testing.assert_array_equal(got[0][1], got[1][1])

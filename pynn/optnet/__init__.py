@@ -297,8 +297,9 @@ def removeOptimization(net):
         return net
     owned = net.__dict__.pop('_pynn_owned', None) or _apply.Owned()
     for m in net.listModules():
-        _apply.clear_view(m.__dict__.get('output'), owned.storages)
-        _apply.clear_view(m.__dict__.get('gradInput'), owned.storages)
+        for field in ('output', 'gradInput'):
+            if field in m.__dict__:
+                m.__dict__[field] = _apply.cleared(m.__dict__[field])
         for field in _apply.REUSABLE_BUFFERS.get(m.__typename__, ((), ()))[0]:
             t = m.__dict__.get(field)
             if isinstance(t, Tensor):

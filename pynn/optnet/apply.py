@@ -223,12 +223,17 @@ def module_storages(net, exclude=()):
     return out
 
 
-def clear_view(x, owned):
-    """Empty the tensors of x whose storage the optimization owns (never a caller's tensor,
-    e.g. the input an Identity hands on as its output)."""
-    for t in _tensors(x):
-        if t.storage() is not None and t.storage() in owned:
-            t.set()
+def cleared(x):
+    """A fresh, empty counterpart of a module's output or gradInput x (a tensor, or a list of
+    them, nested): the module's next pass sizes it anew. The objects in x are left as they
+    are: they may be a caller's (the input an Identity hands on as its output) or, after
+    in-place switches, views of some other tensor's storage that an emptied field would go
+    on writing into."""
+    if isinstance(x, Tensor):
+        return x.new()
+    if isinstance(x, list):
+        return [cleared(v) for v in x]
+    return x
 
 
 def _tensors(x):
