@@ -546,9 +546,9 @@ def conv2d_grid_load(x, gbuf, kH, kW, padH, padW):
         body[:, :, padH:padH + H, W:].fill(0)
     c[:, B * Hs * Wg:].fill(0)
     xp.copyto(body[:, :, padH:padH + H, :W], x.transpose(1, 0, 2, 3))
-    # the other offsets: one flat shifted copy each (whole rows of kW*C*S: NumPy copies a
-    # 2-D shifted view several times slower), then the columns that left the plane zeroed;
-    # the elements carried across (kx, c) rows are such columns too
+    # the other offsets: one flat shifted copy of all C rows each (NumPy copies the 2-D
+    # shifted view up to 12x slower), then the columns that left the plane zeroed; the
+    # elements the flat copy carries across from a neighbouring row are such columns too
     n = C * S
     flat = g3.reshape(kW, n)
     for kx in range(kW):
