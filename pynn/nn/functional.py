@@ -358,12 +358,15 @@ def _images_per_chunk(B, per_image, budget):
 
 
 def _chunk_buffer(xp, B, per_image, budget, scratch, dtype):
-    """(images per chunk, flat buffer) for a (rows x images*L) GEMM temporary: the whole
-    batch in `scratch` (a flat array the caller may overwrite) when it is large enough,
-    else a fresh buffer of at most `budget` elements (at least one image)."""
-    if scratch is not None and scratch.size >= B * per_image and scratch.dtype == dtype:
-        return B, scratch
+    """(images per chunk, flat buffer) for a (rows x images*L) GEMM temporary of at most
+    `budget` elements (at least one image): `scratch` (a flat array the caller may
+    overwrite) when it can hold a chunk, else a fresh buffer. The chunks depend on the
+    shapes only, never on which buffers happen to be free: a GEMM's last bits depend on its
+    width (OpenBLAS), and the same network must compute the same numbers whatever its
+    history or memory plan (optnet's outputs are bit-identical to the original's)."""
     nb = _images_per_chunk(B, per_image, budget)
+    if scratch is not None and scratch.size >= nb * per_image and scratch.dtype == dtype:
+        return nb, scratch
     return nb, xp.empty(nb * per_image, dtype=dtype)
 
 
@@ -375,10 +378,10 @@ def conv2d_mm_forward(x, w2, bias, cols, out, kH, kW, dH, dW, padH, padW, budget
 
     With cols laid out K-major (see cols_matrix) the whole batch is one K x (B*L) matrix and
     the product is one GEMM per chunk of images, into a (nOut, images*L) temporary that is
-    then copied (plus bias) into out's NCHW layout: the whole batch at once in `scratch`
-    (a flat array that may be overwritten, e.g. a dead buffer of the module) when it is
-    large enough, else chunks in a fresh temporary of at most `budget` elements (all images
-    when None). Any other layout of cols takes one GEMM per image."""
+    then copied (plus bias) into out's NCHW layout: chunks of at most `budget` elements (all
+    images when None), in `scratch` (a flat array that may be overwritten, e.g. a dead buffer
+    of the module) when it can hold one, else in a fresh temporary. Any other layout of cols
+    takes one GEMM per image."""
     xp = array_module(out)
     B, C = x.shape[:2]
     nOut, L = out.shape[1:]
@@ -414,9 +417,9 @@ def conv2d_mm_backward_input(go, w2, fcols, gx, kH, kW, dH, dW, padH, padW, budg
     """go (B, nOut, oH*oW); fcols (B, C*kH*kW, oH*oW) buffer (fgradInput); gx (B, C, iH, iW).
 
     K-major fcols: fcols = w2^T @ gradOutput as one GEMM per chunk of images, gradOutput's
-    chunk gathered as (nOut, images*L): the whole batch in `scratch` when it is large enough
-    (gx's own elements are free until the col2im: the caller may pass them), else chunks in
-    a temporary of at most `budget` elements."""
+    chunk gathered as (nOut, images*L), chunks of at most `budget` elements: in `scratch`
+    when it can hold one (gx's own elements are free until the col2im: the caller may pass
+    them), else in a temporary."""
     xp = array_module(gx)
     B, C = gx.shape[:2]
     nOut, L = go.shape[1:]
@@ -440,8 +443,8 @@ def conv2d_mm_backward_weight(go, cols, gw2, gbias, scale, budget=None, scratch=
     @ G^T, G being gradOutput's chunk gathered as (nOut, images*L). (OpenBLAS threads a GEMM
     whose long inner dimension meets a short first operand (nOut rows) with one sync per
     inner block: G @ cols_chunk^T can be 100x slower on a busy machine.) Temporaries: a block
-    of gw2 (transposed) and the gathered chunk, about `budget` elements in all; the whole
-    batch is gathered at once into `scratch` instead when it is large enough."""
+    of gw2 (transposed) and the gathered chunk, about `budget` elements in all; the chunk is
+    gathered into `scratch` instead when it can hold it."""
     xp = array_module(gw2)
     B, nOut, L = go.shape
     K = cols.shape[1]
