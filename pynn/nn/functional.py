@@ -357,17 +357,21 @@ def _images_per_chunk(B, per_image, budget):
     return max(1, min(B, budget // max(per_image, 1)))
 
 
-def _chunk_buffer(xp, B, per_image, budget, scratch, dtype):
-    """(images per chunk, flat buffer) for a (rows x images*L) GEMM temporary of at most
-    `budget` elements (at least one image): `scratch` (a flat array the caller may
-    overwrite) when it can hold a chunk, else a fresh buffer. The chunks depend on the
-    shapes only, never on which buffers happen to be free: a GEMM's last bits depend on its
-    width (OpenBLAS), and the same network must compute the same numbers whatever its
-    history or memory plan (optnet's outputs are bit-identical to the original's)."""
-    nb = _images_per_chunk(B, per_image, budget)
-    if scratch is not None and scratch.size >= nb * per_image and scratch.dtype == dtype:
-        return nb, scratch
-    return nb, xp.empty(nb * per_image, dtype=dtype)
+def _chunk_buffer(xp, B, per_image, budget, scratch, dtype, fixed=False):
+    """(images per chunk, flat buffer) for a (rows x images*L) GEMM temporary: the whole
+    batch in `scratch` (a flat array the caller may overwrite) when it is large enough,
+    else chunks in a fresh buffer of at most `budget` elements (at least one image).
+    fixed=True: chunks of the budget whatever the scratch (which then only saves the
+    allocation), for a product whose bits must not depend on which buffers happen to be
+    free: a GEMM's rounding depends on its width (OpenBLAS), and a network must compute the
+    same outputs whatever its history or memory plan (optnet's outputs are bit-identical to
+    the original's; gradients agree to rounding)."""
+    chunk = _images_per_chunk(B, per_image, budget)
+    if scratch is not None and scratch.dtype == dtype:
+        nb = chunk if fixed else B
+        if scratch.size >= nb * per_image:
+            return nb, scratch
+    return chunk, xp.empty(chunk * per_image, dtype=dtype)
 
 
 @_small_buffers
@@ -393,7 +397,7 @@ def conv2d_mm_forward(x, w2, bias, cols, out, kH, kW, dH, dW, padH, padW, budget
         if bias is not None:
             out += bias[:, None]
         return
-    nb, buf = _chunk_buffer(xp, B, nOut * L, budget, scratch, out.dtype)
+    nb, buf = _chunk_buffer(xp, B, nOut * L, budget, scratch, out.dtype, fixed=True)
     for b0 in range(0, B, nb):
         n = min(B, b0 + nb) - b0
         t = buf[:nOut * n * L].reshape(nOut, n * L)
@@ -417,9 +421,9 @@ def conv2d_mm_backward_input(go, w2, fcols, gx, kH, kW, dH, dW, padH, padW, budg
     """go (B, nOut, oH*oW); fcols (B, C*kH*kW, oH*oW) buffer (fgradInput); gx (B, C, iH, iW).
 
     K-major fcols: fcols = w2^T @ gradOutput as one GEMM per chunk of images, gradOutput's
-    chunk gathered as (nOut, images*L), chunks of at most `budget` elements: in `scratch`
-    when it can hold one (gx's own elements are free until the col2im: the caller may pass
-    them), else in a temporary."""
+    chunk gathered as (nOut, images*L): the whole batch in `scratch` when it is large enough
+    (gx's own elements are free until the col2im: the caller may pass them), else chunks in
+    a temporary of at most `budget` elements."""
     xp = array_module(gx)
     B, C = gx.shape[:2]
     nOut, L = go.shape[1:]
@@ -443,8 +447,8 @@ def conv2d_mm_backward_weight(go, cols, gw2, gbias, scale, budget=None, scratch=
     @ G^T, G being gradOutput's chunk gathered as (nOut, images*L). (OpenBLAS threads a GEMM
     whose long inner dimension meets a short first operand (nOut rows) with one sync per
     inner block: G @ cols_chunk^T can be 100x slower on a busy machine.) Temporaries: a block
-    of gw2 (transposed) and the gathered chunk, about `budget` elements in all; the chunk is
-    gathered into `scratch` instead when it can hold it."""
+    of gw2 (transposed) and the gathered chunk, about `budget` elements in all; the whole
+    batch is gathered at once into `scratch` instead when it is large enough."""
     xp = array_module(gw2)
     B, nOut, L = go.shape
     K = cols.shape[1]
