@@ -142,6 +142,36 @@ def test_relu_inplace_bitwise_thnn_rule(dtype, n):
         assert np.array_equal(t.numpy().view(np.uint8), want.view(np.uint8))
 
 
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+@pytest.mark.parametrize('inplace', [False, True])
+def test_relu_backward_bitwise_thnn_rule(dtype, inplace):
+    # THNN: gradInput = x > 0 ? gradOutput : +0 (in place: x <= 0 -> +0, so a NaN input keeps
+    # the gradient), every gradOutput value kept as it is, inf and NaN included; big enough
+    # for the blocked bit path, and a strided copy
+    special = np.array([-0.0, 0.0, np.nan, -np.nan, np.inf, -np.inf, 1e-310, -1e-310, 2.5,
+                        -2.5], dtype=dtype)
+    rng = np.random.default_rng(5)
+    n = 1 << 18                                  # blocks of 2^14: the bit path
+    xv = rng.permutation(np.tile(special, n // len(special) + 1)[:n]).reshape(4, 4, 1 << 14)
+    gv = rng.permutation(np.tile(special, n // len(special) + 1)[:n]).reshape(4, 4, 1 << 14)
+    finite = special[np.isfinite(special)]
+    gv[0] = rng.choice(finite, gv[0].shape)      # a quarter without inf/NaN
+    for strided in (False, True):
+        x, g = pynn.from_numpy(xv.copy()), pynn.from_numpy(gv.copy())
+        if strided:
+            x, g = x.transpose(1, 3), g.transpose(1, 3)
+        a = x.numpy().copy()
+        keep = ~(a <= 0) if inplace else a > 0
+        want = np.where(keep, g.numpy(), dtype(0))
+        m = nn.ReLU(inplace).type(x.type())
+        if inplace:   # the input the backward sees is the forward's output
+            m.forward(x)
+            x.numpy()[...] = a
+        got = m.updateGradInput(x, g).numpy()
+        assert np.array_equal(np.ascontiguousarray(got).view(np.uint8),
+                              np.ascontiguousarray(want).view(np.uint8))
+
+
 def test_threshold_args():
     m = nn.Threshold()
     assert (m.threshold, m.val, m.inplace) == (1e-6, 0, False)
