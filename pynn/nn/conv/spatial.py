@@ -248,8 +248,9 @@ class _SpatialConvolutionMMBase(Module):
                                   self.output.numpy(), padH, padW)
             self._pynn_grid = self._grid_key(input)
             return self.output
-        # fgradInput's content only matters inside updateGradInput: scratch for the GEMM
-        scratch = None if B == 1 else self._dead(self.fgradInput, B * nOut * L, self.finput,
+        # fgradInput's content only matters inside updateGradInput: scratch for the GEMM's
+        # chunks (their size is the budget's; conv2d_mm_forward checks that one fits)
+        scratch = None if B == 1 else self._dead(self.fgradInput, nOut * L, self.finput,
                                                  self.output, input, self.weight, bias)
         F.conv2d_mm_forward(self._as4d(input, batch), self._w2d(self.weight, nOut),
                             None if bias is None else bias.numpy(),
