@@ -15,7 +15,13 @@ The inference columns also time a copy of the network after optnet.optimizeMemor
 'inference', the original's defaults): same weights and outputs, its buffers shared, so that
 they stay in cache from one layer to the next.
 
+PyTorch's CPU convolutions run through oneDNN (mkldnn): direct convolutions in JIT-generated
+SIMD code. --torch-gemm adds a line per row with PyTorch's own matrix-product convolution
+(torch.backends.mkldnn.enabled = False: an unfolding and a BLAS GEMM, the algorithm of
+Torch7's nn and of pynn), timed in the same alternation, and pynn's ratios to it.
+
     python benchmarks/speed.py [--threads 1,2] [--repeats R] [--gap S] [--nets resnet,...]
+                               [--torch-gemm]
 """
 import argparse
 import os
@@ -73,6 +79,17 @@ def infer_torch(tnet, x, g=None):
     return time.perf_counter() - t0
 
 
+def _without_mkldnn(f):
+    """f timed with PyTorch's convolutions on its matrix-product path (oneDNN off)."""
+    def run(*a):
+        torch.backends.mkldnn.enabled = False
+        try:
+            return f(*a)
+        finally:
+            torch.backends.mkldnn.enabled = True
+    return run
+
+
 def _alternate(runs, repeats, gap):
     """Medians of `repeats` timed runs of each (function, args) in runs, taken in turn."""
     for f, a in runs:
@@ -92,6 +109,8 @@ def main(argv=None):
     p.add_argument('--gap', type=float, default=0.1,
                    help='idle seconds before each timed run (0: back to back)')
     p.add_argument('--nets', default=','.join(c[1] for c in CASES))
+    p.add_argument('--torch-gemm', action='store_true',
+                   help="also time PyTorch's matrix-product convolutions (oneDNN off)")
     args = p.parse_args(argv)
     threads = [int(t) for t in args.threads.split(',')]
     wanted = set(args.nets.split(','))
@@ -125,16 +144,24 @@ def main(argv=None):
             with threadpool_limits(limits=nt, user_api='blas'):
                 net.training()
                 tnet.train()
-                a, b = _alternate([(time_pynn, (net, x, g)), (time_torch, (tnet, tx, tg))],
-                                  args.repeats, args.gap)
+                runs = [(time_pynn, (net, x, g)), (time_torch, (tnet, tx, tg))]
+                if args.torch_gemm:
+                    runs.append((_without_mkldnn(time_torch), (tnet, tx, tg)))
+                a, b, *bg = _alternate(runs, args.repeats, args.gap)
                 net.evaluate()
                 tnet.eval()
-                c, d, e = _alternate([(infer_pynn, (net, x)), (infer_torch, (tnet, tx)),
-                                      (infer_pynn, (onet, x))], args.repeats, args.gap)
+                runs = [(infer_pynn, (net, x)), (infer_torch, (tnet, tx)), (infer_pynn, (onet, x))]
+                if args.torch_gemm:
+                    runs.append((_without_mkldnn(infer_torch), (tnet, tx)))
+                c, d, e, *dg = _alternate(runs, args.repeats, args.gap)
                 net.training()
                 tnet.train()
             print('%-20s %3d | %9.4f %9.4f %5.2fx | %9.4f %9.4f %5.2fx | %9.4f %5.2fx'
                   % (name, nt, a, b, a / b, c, d, c / d, e, e / d))
+            if args.torch_gemm:
+                print('%-20s %3s | %9s %9.4f %5.2fx | %9s %9.4f %5.2fx | %9s %5.2fx'
+                      % ('  torch oneDNN off', '', '', bg[0], a / bg[0], '', dg[0], c / dg[0],
+                         '', e / dg[0]))
             sys.stdout.flush()
     blas = [(i['internal_api'], i['num_threads']) for i in threadpool_info() if i['user_api'] == 'blas']
     print('BLAS: %s' % blas)

@@ -29,10 +29,14 @@ def _run(name, argv):
 
 
 def test_speed_runs_and_prints_every_column():
-    rc, out = _run('speed', ['--nets', 'resnet', '--threads', '1', '--repeats', '1', '--gap', '0'])
+    rc, out = _run('speed', ['--nets', 'resnet', '--threads', '1', '--repeats', '1', '--gap', '0',
+                             '--torch-gemm'])
     assert rc == 0
-    row = next(line for line in out.splitlines() if line.startswith('resnet-20'))
-    assert len(re.findall(r'\d+\.\d+x', row)) == 3, out     # train, inference, +optnet ratios
+    lines = out.splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith('resnet-20'))
+    assert len(re.findall(r'\d+\.\d+x', lines[i])) == 3, out     # train, inference, +optnet ratios
+    assert 'oneDNN off' in lines[i + 1] and len(re.findall(r'\d+\.\d+x', lines[i + 1])) == 3, out
+    assert torch.backends.mkldnn.enabled     # restored after the runs without it
 
 
 def test_conv_algorithms_runs_every_algorithm():
