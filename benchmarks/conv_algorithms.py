@@ -4,8 +4,10 @@ with each of pynn's algorithms forced, next to PyTorch CPU on the same layer.
   * mm:   THNN's im2col + GEMM, GEMM + col2im (always possible);
   * grid: functional.conv2d_grid_* (stride 1; one GEMM of (kH*nOut) x (kW*nIn) over the
           zero-separated planes, see conv2d_grid_fits);
-  * flip: updateGradInput as im2col(gradOutput) + GEMM with the flipped kernels (stride 1).
-'auto' is what pynn picks. float32, one batch size per layer, same thread count for both
+  * flip: updateGradInput as im2col(gradOutput) + GEMM with the flipped kernels (stride 1);
+  * numpy: what pynn picks among those three (pynn without oneDNN).
+'auto' is what pynn picks: oneDNN's convolutions (pynn.nn.dnnl) where installed and the
+module's buffers hold their working memory, else 'numpy'. float32, one batch size per layer, same thread count for both
 sides; the variants and PyTorch alternate (each timed run follows an untimed one of the
 same variant, so that none starts on the caches another left), medians of the runs (ms).
 With more than one thread each timed pair starts after an idle pause (--gap, 0.1 s by
@@ -15,6 +17,7 @@ last call, have gone to sleep (see benchmarks/speed.py).
     python benchmarks/conv_algorithms.py [--threads 1] [--repeats R] [--gap S]
 """
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -27,6 +30,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 import pynn  # noqa: E402
 from pynn import nn  # noqa: E402
+from pynn.nn import dnnl  # noqa: E402
 from pynn.nn import functional as F  # noqa: E402
 from pynn.nn.conv import spatial  # noqa: E402
 
@@ -41,13 +45,13 @@ _flip = spatial._SpatialConvolutionMMBase._flipped_conv_cols
 
 
 def _force(kind):
-    F.conv2d_grid_fits = _fits if kind in ('auto', 'grid') else (lambda *a: False)
+    F.conv2d_grid_fits = _fits if kind in ('auto', 'numpy', 'grid') else (lambda *a: False)
     if kind == 'grid':
         F.conv2d_grid_fits = lambda B, C, H, W, kH, kW, dH, dW, pH, pW, room: (
             dH == dW == 1 and kH > 1 and kW > 1 and pH < kH and pW < kW
             and kW * C * F.grid_row_length(B, H, W, kH, kW, pH, pW) <= room)
     spatial._SpatialConvolutionMMBase._flipped_conv_cols = (
-        _flip if kind in ('auto', 'flip') else (lambda self, *a: None))
+        _flip if kind in ('auto', 'numpy', 'flip') else (lambda self, *a: None))
 
 
 def main(argv=None):
@@ -60,7 +64,7 @@ def main(argv=None):
     gap = args.gap if args.gap is not None else (0.1 if args.threads > 1 else 0.0)
     pynn.setdefaulttensortype('torch.FloatTensor')
     torch.set_num_threads(args.threads)
-    kinds = ['auto', 'mm', 'grid', 'flip']
+    kinds = ['auto', 'numpy', 'mm', 'grid', 'flip']
     print('forward + backward, ms (median of %d, %d thread(s)); - : algorithm not applicable'
           % (args.repeats, args.threads))
     print('%-34s' % 'B x nIn -> nOut, size, k/stride' + ''.join('%8s' % k for k in kinds)
@@ -76,18 +80,19 @@ def main(argv=None):
             tx = torch.randn(B, nIn, size, size, requires_grad=True)
             tg = torch.randn(*y.size())
 
-            def run_pynn():
-                t0 = time.perf_counter()
-                m.forward(x)
-                m.backward(x, g)
-                return time.perf_counter() - t0
+            def run_pynn(kind):
+                with contextlib.nullcontext() if kind == 'auto' else dnnl.disabled():
+                    t0 = time.perf_counter()
+                    m.forward(x)
+                    m.backward(x, g)
+                    return time.perf_counter() - t0
 
             def run_torch():
                 t0 = time.perf_counter()
                 tc(tx).backward(tg)
                 return time.perf_counter() - t0
 
-            applicable = {'auto': True, 'mm': True,
+            applicable = {'auto': True, 'numpy': True, 'mm': True,
                           'grid': d == 1 and k > 1, 'flip': d == 1 and nOut * k * k <= 1024}
             times = {kd: [] for kd in kinds + ['torch']}
             for r in range(args.repeats + 1):
@@ -95,8 +100,8 @@ def main(argv=None):
                     if applicable[kd]:
                         _force(kd)
                         time.sleep(gap)
-                        run_pynn()
-                        t = run_pynn()
+                        run_pynn(kd)
+                        t = run_pynn(kd)
                         if r:
                             times[kd].append(t)
                 time.sleep(gap)

@@ -1,8 +1,9 @@
 """torch.setnumthreads / torch.getnumthreads: the threads of NumPy's BLAS.
 
 Torch7 sets its OpenMP and BLAS thread count here; pynn's parallel work is the BLAS calls
-(GEMMs of convolutions and linear layers), so these read and set the thread count of the
-BLAS library NumPy loaded (OpenBLAS, MKL, BLIS), through threadpoolctl.
+(GEMMs of convolutions and linear layers) and oneDNN's convolutions (pynn.nn.dnnl), so these
+read and set the thread count of the BLAS library NumPy loaded (OpenBLAS, MKL, BLIS), through
+threadpoolctl, and oneDNN's OpenMP threads follow it.
 """
 import operator
 

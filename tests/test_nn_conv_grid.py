@@ -9,9 +9,17 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 import pynn
 from pynn import nn
+from pynn.nn import dnnl
 from pynn.nn import functional as F
 
 TOL = 1e-10
+
+
+@pytest.fixture(autouse=True)
+def _numpy_kernels():
+    """These tests are about pynn's NumPy kernels: oneDNN (float32 convolutions) stays off."""
+    with dnnl.disabled():
+        yield
 HYP = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

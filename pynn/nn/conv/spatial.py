@@ -28,6 +28,7 @@ import numpy as np
 
 from ...tensor import Tensor
 from ..module import Module, clear, uniform_reset
+from .. import dnnl
 from .. import functional as F
 
 
@@ -201,6 +202,18 @@ class _SpatialConvolutionMMBase(Module):
         """What finput's grid was made from (checked by accGradParameters)."""
         return (input.size(), self._params(), id(self.finput.storage()))
 
+    def _dnnl_work(self, x4, w4, out_hw, bias, kind, buffer, *live):
+        """oneDNN's working memory for the pass of `kind` (or the biggest of several kinds: its
+        blocked copies of the tensors and its scratchpad): the elements of `buffer`, a buffer of this module whose content
+        is dead during the call; an empty array when none is needed; None when the buffer
+        cannot hold it (the NumPy kernels run then: no memory beside the module's own)."""
+        kW, kH, dW, dH, padW, padH = self._params()
+        need = max(dnnl.scratch_elements(x4, w4, out_hw, (dH, dW), (padH, padW), bias, k)
+                   for k in ((kind,) if isinstance(kind, str) else kind))
+        if not need:
+            return np.empty(0, dtype=np.float32)
+        return self._dead(buffer, need, *live)
+
     @staticmethod
     def _dead(t, need, *live):
         """The elements of t, a buffer of this module whose content is dead during the call
@@ -239,9 +252,22 @@ class _SpatialConvolutionMMBase(Module):
             self.output.resize(nOut, oH, oW)
         if self.output.is_meta():
             return self.output
+        self.__dict__.pop('_pynn_grid', None)
+        self.__dict__.pop('_pynn_dnnl', None)
+        x4, w4, out4 = (self._as4d(input, batch), self._w4d(self.weight, nOut, nIn),
+                        self._as4d(self.output, batch))
+        b = None if bias is None else bias.numpy()
+        # oneDNN's working memory is finput, where it leaves its copy of the input for the
+        # weight gradient (as THNN leaves the unfolded input): room for both passes is needed
+        work = (self._dnnl_work(x4, w4, (oH, oW), b is not None, ('forward', 'weight'),
+                                self.finput, input, self.output, self.weight, bias)
+                if dnnl.serves(x4, w4, b, out4) else None)
+        if work is not None:
+            dnnl.forward(x4, w4, b, out4, (dH, dW), (padH, padW), work)
+            self._pynn_dnnl = self._grid_key(input)
+            return self.output
         gbuf = self._grid_buffer(self.finput, batch, B, nIn, iH, iW, input, self.output,
                                  self.weight, bias)
-        self.__dict__.pop('_pynn_grid', None)
         if gbuf is not None:
             F.conv2d_grid_forward(input.numpy(), self._w4d(self.weight, nOut, nIn),
                                   None if bias is None else bias.numpy(), gbuf,
@@ -269,6 +295,15 @@ class _SpatialConvolutionMMBase(Module):
         if self.fgradInput.size() == (B, K, L):
             self._kmajor(self.fgradInput)
         if self.gradInput.is_meta():
+            return self.gradInput
+        go4, w4, gx4 = (self._as4d(gradOutput, batch), self._w4d(self.weight, nOut, nIn),
+                        self._as4d(self.gradInput, batch))
+        has_bias = self.__dict__.get('bias') is not None
+        work = (self._dnnl_work(gx4, w4, (oH, oW), has_bias, 'input', self.fgradInput,
+                                gradOutput, input, self.finput, self.weight, self.gradInput)
+                if dnnl.serves(go4, w4, gx4) else None)
+        if work is not None:
+            dnnl.backward_input(go4, w4, gx4, (dH, dW), (padH, padW), work, has_bias)
             return self.gradInput
         # the gradient is the convolution of gradOutput with the flipped kernels
         gbuf = self._grid_buffer(self.fgradInput, batch, B, nOut, oH, oW, gradOutput, input,
@@ -315,6 +350,31 @@ class _SpatialConvolutionMMBase(Module):
                              '(finput of %d elements, expected %d)'
                              % (self._name(), 0 if finput is None else finput.nElement(), B * K * L))
         if self.gradWeight.is_meta():
+            return
+        x4, go4 = self._as4d(input, batch), self._as4d(gradOutput, batch)
+        gw4 = self._w4d(self.gradWeight, nOut, nIn)
+        has_bias = self.__dict__.get('bias') is not None
+        # after a oneDNN forward finput holds oneDNN's copy of the input (the input itself
+        # may have been overwritten since: optnet plans on THNN reading finput): the weight
+        # gradient is oneDNN's too
+        work = None
+        if self.__dict__.get('_pynn_dnnl') == self._grid_key(input):
+            work = self._dnnl_work(x4, gw4, (oH, oW), has_bias, 'weight', finput, gradOutput,
+                                   input, self.gradWeight, gradBias)
+            if work is None:   # pragma: no cover - the forward checked that finput holds it
+                raise RuntimeError('%s: finput cannot hold oneDNN\'s working memory' % self._name())
+        if work is not None:
+            go4 = np.ascontiguousarray(go4)
+            dw = np.empty_like(gw4)
+            db = np.empty(nOut, dtype=np.float32) if has_bias else None
+            dnnl.backward_weight(x4, go4, dw, db, (dH, dW), (padH, padW), work, has_bias)
+            if scale != 1:
+                dw *= scale
+            gw4 += dw
+            if gradBias is not None and db is not None:
+                if scale != 1:
+                    db *= scale
+                gradBias.numpy()[...] += db
             return
         # finput holds this module's grid when the forward's record matches
         held = self.__dict__.get('_pynn_grid') == self._grid_key(input)
