@@ -91,6 +91,9 @@ def _bind(lib):
         'dnnl_primitive_execute': [_vp, _vp, i32, _vp],
         'dnnl_stream_wait': [_vp],
         'dnnl_reorder_primitive_desc_create': [_pvp, _vp, _vp, _vp, _vp, _vp],
+        'dnnl_sgemm': [ctypes.c_char, ctypes.c_char, ctypes.c_int64, ctypes.c_int64,
+                       ctypes.c_int64, ctypes.c_float, _vp, ctypes.c_int64, _vp, ctypes.c_int64,
+                       ctypes.c_float, _vp, ctypes.c_int64],
     }
     for name, args in sigs.items():
         f = getattr(lib, name)
@@ -340,6 +343,46 @@ def _plans(key):
     return out
 
 
+# --------------------------------------------------------------------------- GEMM
+def _operand(a, rows, cols):
+    """(b'N' or b'T', leading dimension) of a 2-D float32 operand stored row- or column-major,
+    or None."""
+    s0, s1 = a.strides
+    if (s1 == 4 or cols == 1) and s0 % 4 == 0 and (rows == 1 or s0 >= 4 * cols):
+        return b'N', max(s0 // 4 if rows > 1 else cols, cols, 1)
+    if (s0 == 4 or rows == 1) and s1 % 4 == 0 and (cols == 1 or s1 >= 4 * rows):
+        return b'T', max(s1 // 4 if cols > 1 else rows, rows, 1)
+    return None
+
+
+def matmul(a, b, out, alpha=1.0, beta=0.0):
+    """out = alpha * (a @ b) + beta * out (beta 0: out's content is not read) on oneDNN's
+    GEMM, for 2-D float32 NumPy arrays; False (nothing done) where it does not apply. Used for
+    the GEMMs of pynn's own convolution and linear kernels, so that with oneDNN's
+    convolutions all the parallel work of a step runs on one thread pool (OpenBLAS's and
+    OpenMP's pools, alternating, each spin-waits on the cores the other needs)."""
+    if not available():
+        return False
+    for t in (a, b, out):
+        if type(t) is not np.ndarray or t.dtype != np.float32 or t.ndim != 2:
+            return False
+    M, K = a.shape
+    N = b.shape[1]
+    if b.shape[0] != K or out.shape != (M, N) or M == 0 or N == 0 or K == 0:
+        return False
+    oc = _operand(out, M, N)
+    oa, ob = _operand(a, M, K), _operand(b, K, N)
+    if oc is None or oc[0] != b'N' or oa is None or ob is None:
+        return False
+    if np.may_share_memory(out, a) or np.may_share_memory(out, b):
+        return False
+    _threads()
+    _check(_lib.dnnl_sgemm(oa[0], ob[0], M, N, K, alpha, a.ctypes.data, oa[1], b.ctypes.data,
+                           ob[1], beta, out.ctypes.data, oc[1]), 'sgemm')
+    return True
+
+
+# --------------------------------------------------------------------------- convolutions
 def _key(x, w4, out_hw, stride, pad, bias):
     B, C, H, W = x.shape
     O, _, kH, kW = w4.shape

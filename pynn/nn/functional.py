@@ -18,6 +18,7 @@ import itertools
 import numpy as np
 
 from ..backend import array_module
+from . import dnnl
 
 # Chunked kernels keep their temporaries at about 1/_CHUNK_DIV of the arrays they touch,
 # but never split below _CHUNK_MIN elements (tiny chunks cost Python overhead).
@@ -44,6 +45,12 @@ def _small_buffers(fn):
         finally:
             np.setbufsize(old)
     return wrapper
+
+
+def _matmul(xp, a, b, out):
+    """out = a @ b: on oneDNN's GEMM where it serves (see dnnl.matmul), else xp.matmul."""
+    if xp is not np or not dnnl.matmul(a, b, out):
+        xp.matmul(a, b, out=out)
 
 
 # --------------------------------------------------------------------------- sizes
@@ -393,7 +400,7 @@ def conv2d_mm_forward(x, w2, bias, cols, out, kH, kW, dH, dW, padH, padW, budget
     im2col(x, _unfolded6(cols, C, kH, kW, oH, oW), kH, kW, dH, dW, padH, padW)
     m = cols_matrix(cols)
     if m is None or B == 1:
-        xp.matmul(w2, cols, out=out)
+        _matmul(xp, w2, cols, out)
         if bias is not None:
             out += bias[:, None]
         return
@@ -401,7 +408,7 @@ def conv2d_mm_forward(x, w2, bias, cols, out, kH, kW, dH, dW, padH, padW, budget
     for b0 in range(0, B, nb):
         n = min(B, b0 + nb) - b0
         t = buf[:nOut * n * L].reshape(nOut, n * L)
-        xp.matmul(w2, m[:, b0 * L:(b0 + n) * L], out=t)
+        _matmul(xp, w2, m[:, b0 * L:(b0 + n) * L], t)
         if bias is not None:   # on the contiguous product: faster than a strided add-copy
             t += bias[:, None]
         xp.copyto(out[b0:b0 + n], t.reshape(nOut, n, L).transpose(1, 0, 2))
@@ -430,12 +437,12 @@ def conv2d_mm_backward_input(go, w2, fcols, gx, kH, kW, dH, dW, padH, padW, budg
     oH, oW = conv_output_size(gx.shape[2], gx.shape[3], kH, kW, dH, dW, padH, padW)
     m = cols_matrix(fcols)
     if m is None or B == 1:
-        xp.matmul(w2.T, go, out=fcols)
+        _matmul(xp, w2.T, go, fcols)
     else:
         nb, buf = _chunk_buffer(xp, B, nOut * L, budget, scratch, gx.dtype)
         for b0 in range(0, B, nb):
             n = min(B, b0 + nb) - b0
-            xp.matmul(w2.T, _gather_go(xp, go, b0, n, buf), out=m[:, b0 * L:(b0 + n) * L])
+            _matmul(xp, w2.T, _gather_go(xp, go, b0, n, buf), m[:, b0 * L:(b0 + n) * L])
     col2im_add(_unfolded6(fcols, C, kH, kW, oH, oW), gx, kH, kW, dH, dW, padH, padW, zero=True)
 
 
@@ -463,7 +470,7 @@ def conv2d_mm_backward_weight(go, cols, gw2, gbias, scale, budget=None, scratch=
             t = tmp[:r1 - r0]
             dst = gw2[r0:r1]
             for b in range(B):
-                xp.matmul(go[b, r0:r1], cols[b].T, out=t)
+                _matmul(xp, go[b, r0:r1], cols[b].T, t)
                 if scale != 1:
                     t *= scale
                 dst += t
@@ -479,7 +486,7 @@ def conv2d_mm_backward_weight(go, cols, gw2, gbias, scale, budget=None, scratch=
             for k0 in range(0, K, krows):
                 k1 = min(K, k0 + krows)
                 t = tmp[:k1 - k0]
-                xp.matmul(mc[k0:k1], gt, out=t)
+                _matmul(xp, mc[k0:k1], gt, t)
                 if scale != 1:
                     t *= scale
                 dst = gw2[:, k0:k1]
@@ -599,7 +606,7 @@ def conv2d_grid_forward(x, w4, bias, gbuf, out, padH, padW):
         n = min(B, b0 + nb) - b0
         nq = n * per
         r = r_buf[:kH * nOut * (nq + reach)].reshape(kH * nOut, nq + reach)
-        xp.matmul(wm, m[:, b0 * per:b0 * per + nq + reach], out=r)
+        _matmul(xp, wm, m[:, b0 * per:b0 * per + nq + reach], r)
         # output = sum over ky of rows (ky, o) at grid position q + ky*Wg: summed in place
         # over whole grid rows (long contiguous runs), then the planes copied out once
         acc = r[:nOut, :nq]
@@ -649,7 +656,7 @@ def conv2d_grid_backward_weight(go, m, H, W, gw4, gbias, scale, padH, padW):
             g[ky, :, :ky * Wg].fill(0)
             xp.copyto(g[ky, :, ky * Wg:], g[0, :, :nq - ky * Wg])
         q0 = b0 * per
-        xp.matmul(m[:, q0:q0 + nq], g.reshape(kH * nOut, nq).T, out=t)
+        _matmul(xp, m[:, q0:q0 + nq], g.reshape(kH * nOut, nq).T, t)
         if t is not acc:
             acc += t
     if scale != 1:

@@ -14,12 +14,16 @@ from ..tensor import Tensor
 from .module import Module
 from .container import Sequential
 from .activation import lowbuf, check_tensor, xpof, check_same_elements
+from . import dnnl
+from .functional import _matmul
 
 
 def addmm_(C, alpha, A, B):
     """C += alpha * (A @ B), in row chunks so the product's temporary stays ~1/16 of C."""
     xp = xpof(C)
     rows = C.shape[0]
+    if xp is np and dnnl.matmul(A, B, C, alpha, 1.0):   # no temporary: beta = 1
+        return C
     if xp is not np or rows == 0:
         t = xp.matmul(A, B)
         if alpha != 1:
@@ -94,7 +98,7 @@ class Linear(Module):
                 return self.output
             out = self.output.numpy()
             xp = xpof(out)
-            xp.matmul(self.weight.numpy(), input.numpy(), out=out)
+            _matmul(xp, self.weight.numpy(), input.numpy(), out)
             if bias is not None:
                 out += bias.numpy()
             return self.output
@@ -108,7 +112,7 @@ class Linear(Module):
             return self.output
         out = self.output.numpy()
         xp = xpof(out)
-        xp.matmul(input.numpy(), self.weight.numpy().T, out=out)
+        _matmul(xp, input.numpy(), self.weight.numpy().T, out)
         if bias is not None:
             out += bias.numpy()
         return self.output
@@ -125,7 +129,7 @@ class Linear(Module):
         if self.gradInput.is_meta():
             return self.gradInput
         gi = self.gradInput.numpy()
-        xpof(gi).matmul(gradOutput.numpy(), self.weight.numpy(), out=gi)
+        _matmul(xpof(gi), gradOutput.numpy(), self.weight.numpy(), gi)
         return self.gradInput
 
     @lowbuf
