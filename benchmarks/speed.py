@@ -16,9 +16,11 @@ The inference columns also time a copy of the network after optnet.optimizeMemor
 they stay in cache from one layer to the next.
 
 PyTorch's CPU convolutions run through oneDNN (mkldnn): direct convolutions in JIT-generated
-SIMD code. --torch-gemm adds a line per row with PyTorch's own matrix-product convolution
+SIMD code; so do pynn's float32 ones where oneDNN is installed (pynn.nn.dnnl). --torch-gemm
+adds a line per row with PyTorch's own matrix-product convolution
 (torch.backends.mkldnn.enabled = False: an unfolding and a BLAS GEMM, the algorithm of
-Torch7's nn and of pynn), timed in the same alternation, and pynn's ratios to it.
+Torch7's nn and of pynn's NumPy kernels), timed in the same alternation, and pynn's ratios to
+it. With PYNN_DNNL=0 in the environment pynn runs its NumPy kernels.
 
     python benchmarks/speed.py [--threads 1,2] [--repeats R] [--gap S] [--nets resnet,...]
                                [--torch-gemm]

@@ -186,3 +186,43 @@ def test_thread_counts_agree():
             res.append(_run(m, x, go, 1))
     for a, b in zip(*res):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(M=st.integers(1, 40), N=st.integers(1, 40), K=st.integers(1, 40), ta=st.booleans(),
+       tb=st.booleans(), pad=st.integers(0, 3), beta=st.sampled_from([0.0, 1.0]),
+       alpha=st.sampled_from([1.0, 0.5, -2.0]), seed=st.integers(0, 2**31 - 1))
+def test_matmul_layouts_against_numpy(M, N, K, ta, tb, pad, beta, alpha, seed):
+    """dnnl.matmul (the GEMM of pynn's own kernels when oneDNN is loaded): row- and
+    column-major operands with leading dimensions beyond their width, alpha and beta."""
+    rs = np.random.default_rng(seed)
+
+    def operand(r, c, t):
+        if t:   # column-major: the transpose of a row-major (c, r + pad) block
+            return rs.standard_normal((c, r + pad)).astype(np.float32)[:, :r].T
+        return rs.standard_normal((r, c + pad)).astype(np.float32)[:, :c]
+
+    a, b = operand(M, K, ta), operand(K, N, tb)
+    out_full = rs.standard_normal((M, N + pad)).astype(np.float32)
+    out = out_full[:, :N]
+    before = out.astype(np.float64)
+    want = alpha * (a.astype(np.float64) @ b.astype(np.float64)) + beta * before
+    if beta == 0:
+        out[...] = np.nan          # beta 0: out's content is not read
+    keep = out_full[:, N:].copy()
+    assert dnnl.matmul(a, b, out, alpha, beta)
+    np.testing.assert_allclose(out, want, rtol=0, atol=1e-4 * max(1.0, np.abs(want).max()))
+    np.testing.assert_array_equal(out_full[:, N:], keep)    # nothing beyond the view written
+
+
+def test_matmul_declines_what_it_does_not_serve():
+    a = np.ones((3, 4), np.float32)
+    b = np.ones((4, 5), np.float32)
+    assert not dnnl.matmul(a.astype(np.float64), b.astype(np.float64), np.empty((3, 5)))
+    assert not dnnl.matmul(a, b, np.empty((3, 6), np.float32))          # wrong shape
+    assert not dnnl.matmul(a, b, np.empty((5, 3), np.float32).T)        # column-major out
+    assert not dnnl.matmul(a[:, ::2], b[::2], np.empty((3, 5), np.float32))   # strided rows
+    c = np.zeros((4, 4), np.float32)
+    assert not dnnl.matmul(c, c, c)                                       # out overlaps
+    with dnnl.disabled():
+        assert not dnnl.matmul(a, b, np.empty((3, 5), np.float32))

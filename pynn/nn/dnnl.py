@@ -46,7 +46,7 @@ _lib = None
 _gomp = None
 _engine = _vp()
 _stream = _vp()
-_state = {'loaded': False, 'on': False, 'threads': None}
+_state = {'loaded': False, 'on': False}
 _local = threading.local()
 _cache = {}
 _cache_lock = threading.Lock()
@@ -161,9 +161,9 @@ def _threads():
     if _gomp is None:
         raise RuntimeError('oneDNN is not available here (pynn.nn.dnnl.available())')
     n = threads.blas_threads() or 1
-    if _state['threads'] != n:
+    if getattr(_local, 'threads', None) != n:   # OpenMP's count is per calling thread
         _gomp.omp_set_num_threads(n)
-        _state['threads'] = n
+        _local.threads = n
     return n
 
 
