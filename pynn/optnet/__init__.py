@@ -125,7 +125,8 @@ def _optimize_optnet(net, input, o):
     # the values every later run must give, and the network's own stale reads (user in-place
     # modules), which are not the plan's doing. The second input runs first: the analysis
     # reads the outputs the last run left, as the original's reads those of its first run.
-    probes = [_Probe(input, rng)] + [_Probe(x, rng) for x in _other_inputs(input)]
+    probes = [_Probe(input, rng)] + [_Probe(x, _other_stream(rng, k))
+                                     for k, x in enumerate(_other_inputs(input))]
     baseline = set()
     running = _running_stats(net)   # batch normalization's running averages, as the user had them
     proof = []
@@ -186,6 +187,17 @@ class _Probe:
         for t, v in zip(self.ins, self.saved):
             t.copy(v)
         _rng.set_streams_state(self.rng)
+
+
+def _other_stream(rng, k):
+    """The random streams restarted from a fixed seed of their own (the k-th other input's):
+    the replays on the other inputs draw other Dropout noise, so that a stale read the
+    first input's noise happens to hide (a corrupted value it drops, or one a max pooling
+    then ignores) shows on them. The caller's streams are left as they were."""
+    _rng.manualSeed(20161 + k)
+    other = _rng.streams_state()
+    _rng.set_streams_state(rng)
+    return other
 
 
 def _other_inputs(input):
