@@ -11,6 +11,8 @@ import pynn
 from pynn import nn, threads
 from pynn.nn import dnnl
 
+from _conv import run_passes as _run
+
 pytestmark = pytest.mark.skipif(not dnnl.available(),
                                 reason='oneDNN (the onednn-cpu-gomp wheel) is not installed here')
 
@@ -28,15 +30,6 @@ def _torch_reference(m, x, go, scale, batch):
     return (y.detach().numpy() if batch else y.detach().numpy()[0], tx.grad.numpy(),
             scale * w.grad.numpy().reshape(m.gradWeight.size()),
             None if b is None else scale * b.grad.numpy())
-
-
-def _run(m, x, go, scale):
-    m.zeroGradParameters()
-    y = m.forward(x).numpy().copy()
-    gi = m.updateGradInput(x, go).numpy().copy()
-    m.accGradParameters(x, go, scale)
-    gb = m.__dict__.get('gradBias')
-    return y, gi, m.gradWeight.numpy().copy(), None if gb is None else gb.numpy().copy()
 
 
 def _close(a, b, ref_scale):

@@ -12,6 +12,8 @@ from pynn import nn
 from pynn.nn import dnnl
 from pynn.nn import functional as F
 
+from _conv import run_passes as _run
+
 TOL = 1e-10
 
 
@@ -52,15 +54,6 @@ def grid_cfg(draw):
     H, W = draw(st.integers(14, 40)), draw(st.integers(14, 40))
     B = draw(st.integers(2, 4))
     return nIn, nOut, kW, kH, padW, padH, B, H, W, draw(st.booleans()), draw(st.booleans())
-
-
-def _run(m, x, go, scale):
-    m.zeroGradParameters()
-    y = m.forward(x).numpy().copy()
-    gi = m.updateGradInput(x, go).numpy().copy()
-    m.accGradParameters(x, go, scale)
-    gb = m.__dict__.get('gradBias')
-    return y, gi, m.gradWeight.numpy().copy(), None if gb is None else gb.numpy().copy()
 
 
 @HYP
