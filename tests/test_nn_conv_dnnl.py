@@ -14,7 +14,8 @@ from pynn.nn import dnnl
 from _conv import run_passes as _run
 
 pytestmark = pytest.mark.skipif(not dnnl.available(),
-                                reason='oneDNN (the onednn-cpu-gomp wheel) is not installed here')
+                                reason='oneDNN is not in use here (the onednn-cpu-gomp wheel is not '
+                                       'installed, or PYNN_DNNL=0)')
 
 
 def _torch_reference(m, x, go, scale, batch):
