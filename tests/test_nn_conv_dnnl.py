@@ -169,6 +169,22 @@ def test_too_little_module_memory_runs_the_numpy_kernels():
     np.testing.assert_allclose(y.numpy(), want, rtol=0, atol=1e-5)
 
 
+def test_a_convolution_onednn_declines_runs_the_numpy_kernels(monkeypatch):
+    def refuse(key):
+        raise RuntimeError('oneDNN convolution forward failed (status 3)')
+    monkeypatch.setattr(dnnl, '_build_plans', refuse)
+    monkeypatch.setattr(dnnl, '_cache', {})
+    pynn.manualSeed(8)
+    m = nn.SpatialConvolution(16, 16, 3, 3, 1, 1, 1, 1).float()
+    x = pynn.randn(4, 16, 12, 12).float()
+    go = pynn.randn(4, 16, 12, 12).float()
+    got = _run(m, x, go, 1)
+    assert m.__dict__.get('_pynn_dnnl') is None
+    want = _torch_reference(m, x, go, 1, True)
+    for g, w_ in zip(got, want):
+        _close(g, w_, float(np.abs(w_).max(initial=1)))
+
+
 def test_thread_counts_agree():
     pynn.manualSeed(6)
     m = nn.SpatialConvolution(16, 16, 3, 3, 1, 1, 1, 1).float()

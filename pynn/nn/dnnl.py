@@ -132,7 +132,8 @@ def available():
 
 
 class disabled:
-    """A context in which this thread runs pynn's NumPy convolution kernels."""
+    """A context in which this thread runs pynn's NumPy kernels (convolutions, and NumPy's
+    BLAS for their GEMMs and Linear's)."""
 
     def __enter__(self):
         self.old = getattr(_local, 'off', False)
@@ -266,11 +267,22 @@ class _Plan:
 
 def _plans(key):
     """The forward, input-gradient and weight-gradient plans of a convolution (built once
-    per shape, thread count and bias)."""
+    per shape, thread count and bias), or None where oneDNN declines the convolution."""
     with _cache_lock:
-        p = _cache.get(key)
-        if p is not None:
-            return p
+        if key in _cache:
+            return _cache[key]
+    try:
+        out = _build_plans(key)
+    except RuntimeError:
+        out = None
+    with _cache_lock:
+        if len(_cache) > 512:
+            _cache.clear()
+        _cache[key] = out
+    return out
+
+
+def _build_plans(key):
     B, C, H, W, O, kH, kW, dH, dW, padH, padW, oH, oW, bias, _ = key
     src, wei, dst = _md((B, C, H, W), _NCHW), _md((O, C, kH, kW), _OIHW), _md((B, O, oH, oW), _NCHW)
     asrc, awei, adst = (_md((B, C, H, W), _ANY_TAG), _md((O, C, kH, kW), _ANY_TAG),
@@ -335,12 +347,7 @@ def _plans(key):
     for m in (src, wei, dst, asrc, awei, adst, b):
         if m is not None:
             _lib.dnnl_memory_desc_destroy(m)
-    out = {'forward': f, 'input': d, 'weight': w_}
-    with _cache_lock:
-        if len(_cache) > 512:
-            _cache.clear()
-        _cache[key] = out
-    return out
+    return {'forward': f, 'input': d, 'weight': w_}
 
 
 # --------------------------------------------------------------------------- GEMM
@@ -392,8 +399,10 @@ def _key(x, w4, out_hw, stride, pad, bias):
 
 def scratch_elements(x, w4, out_hw, stride, pad, bias, kind):
     """float32 elements of working memory the pass of `kind` ('forward', 'input', 'weight')
-    needs: blocked copies of its tensors and oneDNN's scratchpad."""
-    return _plans(_key(x, w4, out_hw, stride, pad, bias))[kind].elements
+    needs: blocked copies of its tensors and oneDNN's scratchpad; None where oneDNN does not
+    take the convolution."""
+    p = _plans(_key(x, w4, out_hw, stride, pad, bias))
+    return None if p is None else p[kind].elements
 
 
 def forward(x, w4, bias, out, stride, pad, work):

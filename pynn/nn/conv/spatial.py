@@ -206,10 +206,14 @@ class _SpatialConvolutionMMBase(Module):
         """oneDNN's working memory for the pass of `kind` (or the biggest of several kinds: its
         blocked copies of the tensors and its scratchpad): the elements of `buffer`, a buffer of this module whose content
         is dead during the call; an empty array when none is needed; None when the buffer
-        cannot hold it (the NumPy kernels run then: no memory beside the module's own)."""
+        cannot hold it or oneDNN declines the convolution (the NumPy kernels run then: no
+        memory beside the module's own)."""
         kW, kH, dW, dH, padW, padH = self._params()
-        need = max(dnnl.scratch_elements(x4, w4, out_hw, (dH, dW), (padH, padW), bias, k)
-                   for k in ((kind,) if isinstance(kind, str) else kind))
+        needs = [dnnl.scratch_elements(x4, w4, out_hw, (dH, dW), (padH, padW), bias, k)
+                 for k in ((kind,) if isinstance(kind, str) else kind)]
+        if None in needs:   # a convolution oneDNN declines
+            return None
+        need = max(needs)
         if not need:
             return np.empty(0, dtype=np.float32)
         return self._dead(buffer, need, *live)
