@@ -22,6 +22,11 @@ Two batch algorithms for stride 1 use the same buffers differently (their sizes 
     convolution of gradOutput with the flipped kernels (fgradInput holds that unfolding)
     instead of a GEMM and a col2im.
 benchmarks/conv_algorithms.py times each algorithm on each kind of layer.
+
+float32 convolutions run on oneDNN instead where it is installed (pynn.nn.dnnl) and the
+buffers hold its working memory: finput then holds oneDNN's copy of the input (read by
+accGradParameters, as THNN reads the unfolded input; record `_pynn_dnnl`) and its scratch,
+fgradInput the input gradient's scratch.
 """
 
 import numpy as np
@@ -202,15 +207,15 @@ class _SpatialConvolutionMMBase(Module):
         """What finput's grid was made from (checked by accGradParameters)."""
         return (input.size(), self._params(), id(self.finput.storage()))
 
-    def _dnnl_work(self, x4, w4, out_hw, bias, kind, buffer, *live):
-        """oneDNN's working memory for the pass of `kind` (or the biggest of several kinds: its
-        blocked copies of the tensors and its scratchpad): the elements of `buffer`, a buffer of this module whose content
-        is dead during the call; an empty array when none is needed; None when the buffer
-        cannot hold it or oneDNN declines the convolution (the NumPy kernels run then: no
-        memory beside the module's own)."""
+    def _dnnl_work(self, x4, w4, out_hw, bias, kinds, buffer, *live):
+        """oneDNN's working memory for the passes `kinds` (the biggest of their blocked copies
+        and scratchpads): the elements of `buffer`, a buffer of this module whose content is
+        dead during the call; an empty array when none is needed; None when the buffer cannot
+        hold it or oneDNN declines the convolution (the NumPy kernels run then: no memory
+        beside the module's own)."""
         kW, kH, dW, dH, padW, padH = self._params()
         needs = [dnnl.scratch_elements(x4, w4, out_hw, (dH, dW), (padH, padW), bias, k)
-                 for k in ((kind,) if isinstance(kind, str) else kind)]
+                 for k in kinds]
         if None in needs:   # a convolution oneDNN declines
             return None
         need = max(needs)
@@ -273,17 +278,14 @@ class _SpatialConvolutionMMBase(Module):
         gbuf = self._grid_buffer(self.finput, batch, B, nIn, iH, iW, input, self.output,
                                  self.weight, bias)
         if gbuf is not None:
-            F.conv2d_grid_forward(input.numpy(), self._w4d(self.weight, nOut, nIn),
-                                  None if bias is None else bias.numpy(), gbuf,
-                                  self.output.numpy(), padH, padW)
+            F.conv2d_grid_forward(input.numpy(), w4, b, gbuf, self.output.numpy(), padH, padW)
             self._pynn_grid = self._grid_key(input)
             return self.output
         # fgradInput's content only matters inside updateGradInput: scratch for the GEMM's
         # chunks (their size is the budget's; conv2d_mm_forward checks that one fits)
         scratch = None if B == 1 else self._dead(self.fgradInput, nOut * L, self.finput,
                                                  self.output, input, self.weight, bias)
-        F.conv2d_mm_forward(self._as4d(input, batch), self._w2d(self.weight, nOut),
-                            None if bias is None else bias.numpy(),
+        F.conv2d_mm_forward(x4, self._w2d(self.weight, nOut), b,
                             self._cols(self.finput, B, K, L),
                             self.output.numpy().reshape(B, nOut, L),
                             kH, kW, dH, dW, padH, padW, self._budget(B, K, L, nOut), scratch)
@@ -303,7 +305,7 @@ class _SpatialConvolutionMMBase(Module):
         go4, w4, gx4 = (self._as4d(gradOutput, batch), self._w4d(self.weight, nOut, nIn),
                         self._as4d(self.gradInput, batch))
         has_bias = self.__dict__.get('bias') is not None
-        work = (self._dnnl_work(gx4, w4, (oH, oW), has_bias, 'input', self.fgradInput,
+        work = (self._dnnl_work(gx4, w4, (oH, oW), has_bias, ('input',), self.fgradInput,
                                 gradOutput, input, self.finput, self.weight, self.gradInput)
                 if dnnl.serves(go4, w4, gx4) else None)
         if work is not None:
@@ -363,7 +365,7 @@ class _SpatialConvolutionMMBase(Module):
         # gradient is oneDNN's too
         work = None
         if self.__dict__.get('_pynn_dnnl') == self._grid_key(input):
-            work = self._dnnl_work(x4, gw4, (oH, oW), has_bias, 'weight', finput, gradOutput,
+            work = self._dnnl_work(x4, gw4, (oH, oW), has_bias, ('weight',), finput, gradOutput,
                                    input, self.gradWeight, gradBias)
             if work is None:   # pragma: no cover - the forward checked that finput holds it
                 raise RuntimeError('%s: finput cannot hold oneDNN\'s working memory' % self._name())
